@@ -1,0 +1,217 @@
+"""Incremental re-index: load the corpus, embed only what changed, write a new version."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from corpus.article import Skipped
+from corpus.loaders import load_corpus
+from index.ann import FaissStore, VectorStore
+from index.embedders.base import Embedder
+from index.errors import CorpusError, NewsdeskError
+from index.lexical import LexicalIndex
+from index.passages import passage_hash, passage_spans
+from index.store import (
+    Change,
+    StoredArticle,
+    collect_garbage,
+    current_version_path,
+    load_index,
+    load_vectors,
+    next_version,
+    reindex_lock,
+    write_version,
+)
+from index.types import Passage
+
+log = logging.getLogger(__name__)
+
+HNSW_FROM = 200_000
+Progress = Callable[[int, int], None]
+
+
+@dataclass(slots=True)
+class ReindexReport:
+    """What a re-index did, for the closing summary."""
+
+    version: str | None = None
+    previous_version: str | None = None
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
+    duplicates: list[Skipped] = field(default_factory=list)
+    passages: int = 0
+    embedded: int = 0
+    reused: int = 0
+    full_rebuild: bool = False
+    reason: str = ""
+
+    @property
+    def wrote_new_version(self) -> bool:
+        return self.version is not None and self.version != self.previous_version
+
+
+def choose_store(kind: str, dimension: int, count: int) -> VectorStore:
+    if kind == "auto":
+        kind = "hnsw" if count >= HNSW_FROM else "flat"
+    if kind == "hnsw":
+        return FaissStore.hnsw(dimension)
+    if kind == "flat":
+        return FaissStore.flat(dimension)
+    raise NewsdeskError(f"Unknown vector store {kind!r}: use auto, flat or hnsw.")
+
+
+def reindex(
+    corpus_dirs: Sequence[Path],
+    index_dir: Path,
+    embedder: Embedder,
+    *,
+    vector_store: str = "auto",
+    batch_size: int = 32,
+    progress: Progress | None = None,
+) -> ReindexReport:
+    """Bring the index at ``index_dir`` in line with the corpus folders.
+
+    Passages whose title and text are unchanged keep their stored vectors; only
+    new or changed ones are embedded. Nothing changed: no new version is written.
+    """
+    index_dir = Path(index_dir)
+    with reindex_lock(index_dir):
+        return _reindex_locked(
+            corpus_dirs, index_dir, embedder, vector_store, batch_size, progress
+        )
+
+
+def _reindex_locked(
+    corpus_dirs: Sequence[Path],
+    index_dir: Path,
+    embedder: Embedder,
+    vector_store: str,
+    batch_size: int,
+    progress: Progress | None,
+) -> ReindexReport:
+    report = ReindexReport()
+    loaded = load_corpus(corpus_dirs)
+    report.skipped, report.duplicates = loaded.skipped, loaded.duplicates
+    if not loaded.articles:
+        raise CorpusError(
+            "No articles found in " + ", ".join(str(d) for d in corpus_dirs)
+            + (f" ({len(loaded.skipped)} files skipped)" if loaded.skipped else "")
+            + ". Nothing was changed."
+        )
+
+    old_vectors: dict[str, np.ndarray] = {}
+    old_articles: dict[str, str] = {}
+    old_hashes: set[str] = set()
+    previous = current_version_path(index_dir)
+    if previous is not None:
+        try:
+            old = load_index(index_dir, expect_model=(embedder.name, embedder.fingerprint))
+            report.previous_version = old.version
+            matrix = load_vectors(old.path)
+            for passage in old.passages:
+                old_vectors[passage.content_hash] = matrix[passage.passage_id]
+            old_articles = {d: a.content_hash for d, a in old.articles.items()}
+            old_hashes = set(old_articles.values())
+        except NewsdeskError as exc:
+            log.warning("Previous index not reusable, rebuilding in full: %s", exc)
+            report.reason = str(exc)
+    report.full_rebuild = not old_articles
+
+    articles: list[StoredArticle] = []
+    passages: list[Passage] = []
+    for article in loaded.articles:
+        stored = StoredArticle.of(article)
+        articles.append(stored)
+        for position, span in enumerate(passage_spans(article)):
+            text = article.text[span.start : span.end]
+            passages.append(
+                Passage(
+                    passage_id=len(passages),
+                    doc_id=article.doc_id,
+                    title=article.title,
+                    text=text,
+                    start=span.start,
+                    position=position,
+                    source=article.source,
+                    url=article.url,
+                    date=article.date,
+                    content_hash=passage_hash(article.title, text),
+                )
+            )
+        previous_hash = old_articles.get(article.doc_id)
+        if previous_hash is None:
+            report.added.append(article.doc_id)
+        elif previous_hash != stored.content_hash:
+            report.changed.append(article.doc_id)
+        else:
+            report.unchanged += 1
+    current_ids = {a.doc_id for a in articles}
+    report.removed = sorted(d for d in old_articles if d not in current_ids)
+    report.passages = len(passages)
+
+    if previous is not None and report.previous_version and not (
+        report.added or report.changed or report.removed
+    ):
+        report.version = report.previous_version
+        return report
+
+    to_embed = [p for p in passages if p.content_hash not in old_vectors]
+    new_vectors: dict[str, np.ndarray] = {}
+    total = len(to_embed)
+    step = max(batch_size, 256)
+    if progress:
+        progress(0, total)
+    for begin in range(0, total, step):
+        chunk = to_embed[begin : begin + step]
+        vectors = embedder.embed([p.embedding_text() for p in chunk], batch_size=batch_size)
+        for passage, vector in zip(chunk, vectors, strict=True):
+            new_vectors[passage.content_hash] = vector
+        if progress:
+            progress(min(begin + step, total), total)
+    report.embedded = len(to_embed)
+    report.reused = len(passages) - len(to_embed)
+
+    matrix = np.zeros((len(passages), embedder.dimension), dtype=np.float32)
+    for passage in passages:
+        vector = new_vectors.get(passage.content_hash)
+        matrix[passage.passage_id] = old_vectors[passage.content_hash] if vector is None else vector
+    store = choose_store(vector_store, embedder.dimension, len(passages))
+    store.add(np.arange(len(passages), dtype=np.int64), matrix)
+    lexical = LexicalIndex.build([p.embedding_text() for p in passages])
+
+    # Only articles whose content the archive never held count as new (for alerts).
+    hashes = {a.doc_id: a.content_hash for a in articles}
+    fresh = [d for d in report.added if hashes[d] not in old_hashes]
+    version = next_version(index_dir)
+    change = Change(
+        version=version,
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        added=[] if report.full_rebuild else fresh,
+        changed=report.changed,
+        removed=report.removed,
+        full_rebuild=report.full_rebuild,
+    )
+    write_version(
+        index_dir,
+        version=version,
+        model=(embedder.name, embedder.fingerprint),
+        articles=articles,
+        passages=passages,
+        vectors=matrix,
+        store=store,
+        lexical=lexical,
+        change=change,
+    )
+    collect_garbage(index_dir)
+    report.version = version
+    return report
+

@@ -1,0 +1,36 @@
+"""The embedder interface: text in, L2-normalised float32 vectors out."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+import numpy as np
+
+
+class Embedder(ABC):
+    """Turns texts into unit-length float32 vectors of a fixed dimension.
+
+    ``name`` and ``fingerprint`` go into an index's manifest: an index built with
+    one embedder is refused by another whose fingerprint differs.
+    """
+
+    name: str
+    dimension: int
+    fingerprint: str
+
+    @abstractmethod
+    def embed(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
+        """Return an array of shape (len(texts), dimension), rows of unit length."""
+
+    def embed_one(self, text: str) -> np.ndarray:
+        return self.embed([text])[0]
+
+
+def normalise(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.ndim == 1:
+        vectors = vectors[None, :]
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return np.ascontiguousarray(vectors / norms, dtype=np.float32)

@@ -1,0 +1,89 @@
+"""The engine: a loaded index, an embedder, a retriever and an answer extractor in one object.
+
+The CLI and the bot both talk to an ``Engine``; neither knows how answers are found.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+
+from index.answer import AnswerExtractor
+from index.embedders.base import Embedder
+from index.errors import BadQuestionError
+from index.retriever import Mode, Retriever
+from index.store import LoadedIndex
+from index.types import Answer, Hit
+
+MAX_QUESTION_CHARS = 500
+
+
+def clean_question(question: str, max_chars: int = MAX_QUESTION_CHARS) -> str:
+    """Validate and tidy a question, or raise BadQuestionError with a message for the asker."""
+    if not isinstance(question, str):
+        raise BadQuestionError("The question must be text.")
+    if any("\udc80" <= ch <= "\udcff" for ch in question):
+        raise BadQuestionError("The question holds bytes that are not UTF-8 text; please retype it.")
+    text = "".join(
+        ch if unicodedata.category(ch)[0] != "C" else " "
+        for ch in question.replace("\ufffd", " ")
+    )
+    text = " ".join(text.split())
+    if not text:
+        raise BadQuestionError("Please type a question, for example: when does the base lease end?")
+    if len(text) > max_chars:
+        raise BadQuestionError(
+            f"That question is {len(text):,} characters long; please keep it under "
+            f"{max_chars} characters."
+        )
+    if not any(ch.isalnum() for ch in text):
+        raise BadQuestionError("That question has no words in it. Please ask in words.")
+    return text
+
+
+@dataclass(slots=True)
+class Engine:
+    index: LoadedIndex
+    embedder: Embedder
+    extractor: AnswerExtractor
+    max_question_chars: int = MAX_QUESTION_CHARS
+
+    @classmethod
+    def create(
+        cls,
+        index: LoadedIndex,
+        embedder: Embedder,
+        *,
+        threshold: float | None = None,
+        max_question_chars: int = MAX_QUESTION_CHARS,
+    ) -> Engine:
+        extractor = (
+            AnswerExtractor(embedder)
+            if threshold is None
+            else AnswerExtractor(embedder, threshold=threshold)
+        )
+        return cls(index, embedder, extractor, max_question_chars)
+
+    @property
+    def retriever(self) -> Retriever:
+        return Retriever(self.index, self.embedder)
+
+    def search(self, question: str, k: int = 10, mode: Mode = "hybrid") -> list[Hit]:
+        question = clean_question(question, self.max_question_chars)
+        return self.retriever.search(question, k=k, mode=mode)
+
+    def ask(self, question: str, k: int = 5, mode: Mode = "hybrid") -> Answer:
+        """Answer with a verbatim quote and its source, or decline with related passages."""
+        question = clean_question(question, self.max_question_chars)
+        hits = self.retriever.search(question, k=max(k, 10), mode=mode)
+        answer = self.extractor.extract(question, hits, self.index.article_text)
+        shown = answer.hits[:k] if answer.hits else hits[:k]
+        return Answer(
+            question=answer.question,
+            answered=answer.answered,
+            quote=answer.quote,
+            highlight=answer.highlight,
+            passage=answer.passage,
+            confidence=answer.confidence,
+            hits=shown,
+        )

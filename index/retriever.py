@@ -1,0 +1,87 @@
+"""Hybrid retrieval: dense (FAISS) and lexical (BM25) rankings fused by reciprocal rank."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from index.embedders.base import Embedder
+from index.store import LoadedIndex
+from index.types import Hit
+
+Mode = Literal["hybrid", "dense", "bm25"]
+MODES: tuple[Mode, ...] = ("bm25", "dense", "hybrid")
+
+
+class Retriever:
+    """Ranks an index's passages for a query.
+
+    Hybrid mode takes the top ``candidates`` of each ranking and fuses them with
+    reciprocal rank fusion (score = sum of 1 / (rrf_k + rank)), which needs no
+    score calibration between BM25 and cosine.
+    """
+
+    def __init__(
+        self,
+        index: LoadedIndex,
+        embedder: Embedder,
+        *,
+        candidates: int = 50,
+        rrf_k: int = 60,
+    ) -> None:
+        self.index = index
+        self.embedder = embedder
+        self.candidates = candidates
+        self.rrf_k = rrf_k
+
+    def dense(self, query_vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+        scores, ids = self.index.vectors.search(query_vector[None, :], k)
+        return [(int(i), float(s)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
+
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        mode: Mode = "hybrid",
+        query_vector: np.ndarray | None = None,
+    ) -> list[Hit]:
+        passages = self.index.passages
+        if not passages:
+            return []
+        depth = max(k, self.candidates)
+        dense: list[tuple[int, float]] = []
+        lexical: list[tuple[int, float]] = []
+        if mode in ("dense", "hybrid"):
+            if query_vector is None:
+                query_vector = self.embedder.embed([query])[0]
+            dense = self.dense(query_vector, depth)
+        if mode in ("bm25", "hybrid"):
+            lexical = self.index.lexical.search(query, depth)
+        if mode == "dense":
+            return [
+                Hit(passages[i], s, rank, dense_score=s)
+                for rank, (i, s) in enumerate(dense[:k], 1)
+            ]
+        if mode == "bm25":
+            return [
+                Hit(passages[i], s, rank, lexical_score=s)
+                for rank, (i, s) in enumerate(lexical[:k], 1)
+            ]
+        fused: dict[int, float] = {}
+        dense_scores = dict(dense)
+        lexical_scores = dict(lexical)
+        for ranking in (dense, lexical):
+            for rank, (i, _) in enumerate(ranking, 1):
+                fused[i] = fused.get(i, 0.0) + 1.0 / (self.rrf_k + rank)
+        order = sorted(fused, key=lambda i: (-fused[i], i))[:k]
+        return [
+            Hit(
+                passages[i],
+                fused[i],
+                rank,
+                dense_score=dense_scores.get(i),
+                lexical_score=lexical_scores.get(i),
+            )
+            for rank, i in enumerate(order, 1)
+        ]

@@ -1,0 +1,64 @@
+"""Settings, from the environment and ``.env`` (prefix ``NEWSDESK_``), built once in main()."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+SAMPLE_CORPUS = Path(__file__).resolve().parent.parent / "corpus" / "sample"
+
+
+def _split_list(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.replace(";", ",").split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """The engine's settings: enough to index and answer from the shell."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="NEWSDESK_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    data_dir: Path = Path("var")
+    index_dir: Path | None = None
+    corpus_dirs: Annotated[list[Path], NoDecode] = Field(default_factory=lambda: [SAMPLE_CORPUS])
+    embedding_model: str = "all-MiniLM-L6-v2"
+    embedding_batch_size: int = Field(32, ge=1, le=1024)
+    vector_store: Literal["auto", "flat", "hnsw"] = "auto"
+    answer_threshold: float | None = None
+    max_question_chars: int = Field(500, ge=20, le=4000)
+    log_level: str = "WARNING"
+
+    @field_validator("corpus_dirs", mode="before")
+    @classmethod
+    def _corpus_list(cls, value: object) -> object:
+        return _split_list(value)
+
+    @model_validator(mode="after")
+    def _default_index_dir(self) -> Settings:
+        if self.index_dir is None:
+            self.index_dir = self.data_dir / "index"
+        return self
+
+    @property
+    def index_path(self) -> Path:
+        assert self.index_dir is not None
+        return self.index_dir
+
+
+class BotSettings(Settings):
+    """The bot's settings: the engine's plus Telegram's. The token has no default."""
+
+    telegram_token: SecretStr
+    telegram_base_url: str = "https://api.telegram.org/bot"
+    admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _admin_list(cls, value: object) -> object:
+        return _split_list(value)
