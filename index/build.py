@@ -85,9 +85,7 @@ def reindex(
     """
     index_dir = Path(index_dir)
     with reindex_lock(index_dir):
-        return _reindex_locked(
-            corpus_dirs, index_dir, embedder, vector_store, batch_size, progress
-        )
+        return _reindex_locked(corpus_dirs, index_dir, embedder, vector_store, batch_size, progress)
 
 
 def _reindex_locked(
@@ -103,7 +101,8 @@ def _reindex_locked(
     report.skipped, report.duplicates = loaded.skipped, loaded.duplicates
     if not loaded.articles:
         raise CorpusError(
-            "No articles found in " + ", ".join(str(d) for d in corpus_dirs)
+            "No articles found in "
+            + ", ".join(str(d) for d in corpus_dirs)
             + (f" ({len(loaded.skipped)} files skipped)" if loaded.skipped else "")
             + ". Nothing was changed."
         )
@@ -158,8 +157,10 @@ def _reindex_locked(
     report.removed = sorted(d for d in old_articles if d not in current_ids)
     report.passages = len(passages)
 
-    if previous is not None and report.previous_version and not (
-        report.added or report.changed or report.removed
+    if (
+        previous is not None
+        and report.previous_version
+        and not (report.added or report.changed or report.removed)
     ):
         report.version = report.previous_version
         return report
@@ -214,4 +215,3 @@ def _reindex_locked(
     collect_garbage(index_dir)
     report.version = version
     return report
-

@@ -23,10 +23,11 @@ def clean_question(question: str, max_chars: int = MAX_QUESTION_CHARS) -> str:
     if not isinstance(question, str):
         raise BadQuestionError("The question must be text.")
     if any("\udc80" <= ch <= "\udcff" for ch in question):
-        raise BadQuestionError("The question holds bytes that are not UTF-8 text; please retype it.")
+        raise BadQuestionError(
+            "The question holds bytes that are not UTF-8 text; please retype it."
+        )
     text = "".join(
-        ch if unicodedata.category(ch)[0] != "C" else " "
-        for ch in question.replace("\ufffd", " ")
+        ch if unicodedata.category(ch)[0] != "C" else " " for ch in question.replace("\ufffd", " ")
     )
     text = " ".join(text.split())
     if not text:

@@ -71,8 +71,13 @@ def evaluate(
             text = clean_question(question.q)
             hits = engine.retriever.search(text, k=10, mode=mode, query_vector=vector)
             answer = engine.extractor.extract(text, hits, engine.index.article_text)
-            detail = {"q": question.q, "answer": question.answer, "answered": answer.answered,
-                      "confidence": round(answer.confidence, 4), "quote": answer.quote}
+            detail = {
+                "q": question.q,
+                "answer": question.answer,
+                "answered": answer.answered,
+                "confidence": round(answer.confidence, 4),
+                "quote": answer.quote,
+            }
             if question.answer is None:
                 scores.unanswerable += 1
                 scores.declined += not answer.answered

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Sequence
 from functools import lru_cache
@@ -12,8 +13,35 @@ import bm25s
 import numpy as np
 from bm25s.tokenization import Tokenized
 
+logging.getLogger("bm25s").setLevel(logging.WARNING)
+
 _WORD = re.compile(r"\w+", re.UNICODE)
-_STOPWORDS = frozenset(bm25s.stopwords.STOPWORDS_EN) | {"whats", "wont", "dont", "didnt", "s"}
+# Question words carry no topic: "when does the base lease end" is about base, lease, end.
+_QUESTION_WORDS = {
+    "what",
+    "whats",
+    "which",
+    "who",
+    "whos",
+    "whom",
+    "whose",
+    "when",
+    "where",
+    "why",
+    "how",
+    "does",
+    "do",
+    "did",
+    "doe",
+    "many",
+    "much",
+    "wont",
+    "dont",
+    "didnt",
+    "doesnt",
+    "s",
+}
+_STOPWORDS = frozenset(bm25s.stopwords.STOPWORDS_EN) | _QUESTION_WORDS
 
 
 @lru_cache(maxsize=1)

@@ -60,8 +60,7 @@ def passage_spans(article: Article) -> list[Span]:
     merged: list[Span] = []
     for piece in pieces:
         if merged and (
-            (merged[-1].end - merged[-1].start) < MIN_CHARS
-            or (piece.end - piece.start) < MIN_CHARS
+            (merged[-1].end - merged[-1].start) < MIN_CHARS or (piece.end - piece.start) < MIN_CHARS
         ):
             candidate = Span(merged[-1].start, piece.end)
             if candidate.end - candidate.start <= MAX_CHARS:

@@ -60,8 +60,7 @@ class Retriever:
             lexical = self.index.lexical.search(query, depth)
         if mode == "dense":
             return [
-                Hit(passages[i], s, rank, dense_score=s)
-                for rank, (i, s) in enumerate(dense[:k], 1)
+                Hit(passages[i], s, rank, dense_score=s) for rank, (i, s) in enumerate(dense[:k], 1)
             ]
         if mode == "bm25":
             return [

@@ -225,7 +225,7 @@ def load_index(
     try:
         vectors = FaissStore.load(version_dir)
         lexical = LexicalIndex.load(version_dir)
-    except Exception as exc:  # noqa: BLE001 - any reader failure means a damaged file
+    except Exception as exc:
         raise IndexCorruptError(
             f"The index at {version_dir} could not be read ({exc}). " + _hint(index_dir)
         ) from exc

@@ -37,8 +37,10 @@ def _parser() -> argparse.ArgumentParser:
 
     re = sub.add_parser("reindex", help="index new and changed articles from corpus folders")
     re.add_argument(
-        "--corpus", type=Path, action="append", help="a corpus folder (repeatable; "
-        "NEWSDESK_CORPUS_DIRS)"
+        "--corpus",
+        type=Path,
+        action="append",
+        help="a corpus folder (repeatable; NEWSDESK_CORPUS_DIRS)",
     )
     re.add_argument("--index", type=Path, help="index directory (NEWSDESK_INDEX_DIR)")
     re.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -125,7 +127,7 @@ def hit_json(hit: Hit) -> dict[str, Any]:
 
 def _source_line(title: str, source: str, date: str, url: str) -> str:
     parts = [f"“{title}”"] + [part for part in (source, date) if part]
-    line = " — ".join(parts[:1] + [", ".join(parts[1:])]) if len(parts) > 1 else parts[0]
+    line = " — ".join([*parts[:1], ", ".join(parts[1:])]) if len(parts) > 1 else parts[0]
     return f"{line}\n  {url}" if url else line
 
 
@@ -180,12 +182,17 @@ def cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
         question = clean_question(" ".join(args.question), settings.max_question_chars)
         engine = open_engine(settings, build_if_missing=True)
         answer = engine.ask(question, k=k)
-        print(json.dumps(answer_json(answer), ensure_ascii=False) if args.json
-              else format_answer(answer))
+        print(
+            json.dumps(answer_json(answer), ensure_ascii=False)
+            if args.json
+            else format_answer(answer)
+        )
         return 0
     rows = _stdin_questions()
     if not rows:
-        raise BadQuestionError("No question given: pass one as an argument or one per line on stdin.")
+        raise BadQuestionError(
+            "No question given: pass one as an argument or one per line on stdin."
+        )
     engine = open_engine(settings, build_if_missing=True)
     failures = 0
     for _lineno, question, error in rows:
@@ -261,8 +268,10 @@ def cmd_eval(settings: Settings, file: Path, details: Path | None) -> int:
     questions = read_questions(file)
     engine = open_engine(settings)
     results = evaluate(engine, questions)
-    print(f"index {engine.index.version} ({engine.index.manifest.passages} passages), "
-          f"model {engine.embedder.name}, threshold {engine.extractor.threshold}")
+    print(
+        f"index {engine.index.version} ({engine.index.manifest.passages} passages), "
+        f"model {engine.embedder.name}, threshold {engine.extractor.threshold}"
+    )
     print(format_table(results))
     if details:
         with details.open("w", encoding="utf-8") as fh:

@@ -57,8 +57,28 @@ class BotSettings(Settings):
     telegram_token: SecretStr
     telegram_base_url: str = "https://api.telegram.org/bot"
     admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    # Webhook mode when a public HTTPS URL is set; long polling otherwise. Telegram sends the
+    # secret in the X-Telegram-Bot-Api-Secret-Token header; without one a random one is used.
+    telegram_webhook_url: str = ""
+    telegram_webhook_secret: SecretStr | None = None
+    telegram_webhook_listen: str = "127.0.0.1"
+    telegram_webhook_port: int = Field(8443, ge=1, le=65535)
+    # Seconds between checks for a new index version written by `newsdesk reindex`.
+    bot_reload_interval: float = Field(30.0, gt=0, le=3600)
+    # Questions a user may ask per window (seconds); admins are exempt.
+    bot_rate_limit: int = Field(10, ge=1)
+    bot_rate_window: float = Field(60.0, gt=0)
+    # Threads answering questions off the event loop.
+    bot_workers: int = Field(2, ge=1, le=32)
+    # Other articles listed under an answer, and passages per "More sources" page.
+    bot_sources: int = Field(3, ge=0, le=10)
+    bot_page_size: int = Field(3, ge=1, le=10)
+    # Days a "More sources" button keeps working (questions kept in data_dir/bot_state.sqlite3).
+    bot_question_ttl_days: float = Field(30.0, gt=0)
+    # Extra handlers, "module:attribute" naming a bot.plugins.BotPlugin (comma-separated).
+    bot_plugins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
-    @field_validator("admin_ids", mode="before")
+    @field_validator("admin_ids", "bot_plugins", mode="before")
     @classmethod
     def _admin_list(cls, value: object) -> object:
         return _split_list(value)

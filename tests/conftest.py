@@ -1,0 +1,117 @@
+"""Fixtures, fakes over mocks: a hashing embedder for unit tests, the real model for a few."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from index.embedders.hashing import HashingEmbedder
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture
+def shared() -> Path:
+    if not (SHARED / "corpus").is_dir():
+        pytest.skip("../shared is not beside the repo")
+    return SHARED
+
+
+@pytest.fixture
+def fake_embedder() -> HashingEmbedder:
+    return HashingEmbedder(256)
+
+
+ArticleWriter = Callable[..., Path]
+
+
+@pytest.fixture
+def write_article(tmp_path: Path) -> ArticleWriter:
+    """Write a plain-text article into tmp_path/corpus; returns its path."""
+
+    def write(name: str, title: str, *paragraphs: str, headers: dict[str, str] | None = None):
+        path = tmp_path / "corpus" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        head = "".join(f"{k}: {v}\n" for k, v in (headers or {}).items())
+        path.write_text(f"{title}\n{head}\n" + "\n\n".join(paragraphs) + "\n", encoding="utf-8")
+        return path
+
+    return write
+
+
+LEASE = (
+    "In October 2012, Moscow and Dushanbe signed a lease agreement under which the military "
+    "base will be deployed in Tajikistan, which borders Afghanistan, until 2042."
+)
+
+
+@pytest.fixture
+def small_corpus(write_article: ArticleWriter, tmp_path: Path) -> Path:
+    """Three short articles on different subjects."""
+    write_article(
+        "tca/base.txt",
+        "Russian defense minister visits Dushanbe",
+        "DUSHANBE (TCA) — Russian Defense Minister Sergei Shoigu discussed military "
+        "cooperation with the President of Tajikistan, Emomali Rahmon, during a one-hour "
+        "meeting held behind closed doors in the capital.",
+        "About 7,000 troops from Russia's 201st Motor Rifle Division are stationed at three "
+        "facilities that are considered part of the Russian base in Tajikistan.",
+        LEASE,
+        headers={"Source": "The Times of Central Asia", "URL": "https://example.org/tca/1"},
+    )
+    write_article(
+        "sport/match.txt",
+        "Rangers win Old Firm derby at Celtic Park",
+        "Nacho Novo scored the only goal as Rangers beat Celtic at Celtic Park on Sunday, "
+        "moving to the top of the Scottish Premier League table with the win.",
+        "The striker fired home in the second half after a mistake in the Celtic defence, "
+        "and the visitors held on through a late spell of pressure from the home side.",
+        headers={"Source": "BBC"},
+    )
+    write_article(
+        "tech/chip.txt",
+        "Cell chip to power PlayStation 3",
+        "The Cell processor developed by IBM, Sony and Toshiba could do 16 trillion "
+        "calculations a second when used in servers, its makers said on Monday.",
+        headers={"Source": "BBC"},
+    )
+    return tmp_path / "corpus"
+
+
+def run_cli(
+    *args: str,
+    env: dict[str, str] | None = None,
+    stdin: bytes | None = None,
+    cwd: Path | None = None,
+    timeout: float = 600,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run ``newsdesk`` in a child process, as a user would."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "newsdesk.cli", *args],
+        input=stdin,
+        capture_output=True,
+        env=full_env,
+        cwd=cwd or REPO,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def model_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data dir holding the real default model, extracted once per test session."""
+    return tmp_path_factory.mktemp("model-data")
+
+
+@pytest.fixture(scope="session")
+def real_embedder(model_data_dir: Path):
+    from index.embedders import load_embedder
+
+    return load_embedder("all-MiniLM-L6-v2", model_data_dir)

@@ -1,0 +1,149 @@
+"""Re-index: incremental embedding, change log, atomic swap, manifest checks, the lock."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from index.build import reindex
+from index.embedders.hashing import HashingEmbedder
+from index.errors import IndexBusyError, IndexCorruptError, IndexMismatchError, IndexMissingError
+from index.store import current_version_path, load_index, read_changes, reindex_lock
+from tests.conftest import ArticleWriter
+
+
+def test_full_build_writes_manifest_and_loads(small_corpus: Path, tmp_path: Path, fake_embedder):
+    report = reindex([small_corpus], tmp_path / "idx", fake_embedder)
+    assert report.full_rebuild and report.wrote_new_version
+    assert len(report.added) == 3 and report.embedded == report.passages > 0
+    index = load_index(tmp_path / "idx", expect_model=("hashing", fake_embedder.fingerprint))
+    manifest = json.loads((index.path / "manifest.json").read_text())
+    assert manifest["format_version"] == 1
+    assert manifest["model_name"] == "hashing"
+    assert manifest["model_fingerprint"] == fake_embedder.fingerprint
+    assert manifest["dimension"] == 256
+    assert manifest["articles"] == 3 and manifest["passages"] == len(index.passages)
+    assert manifest["created_at"]
+    for passage in index.passages:
+        text = index.article_text(passage.doc_id)
+        assert text[passage.start : passage.start + len(passage.text)] == passage.text
+
+
+def test_changing_one_article_embeds_only_its_passages(
+    small_corpus: Path, tmp_path: Path, write_article: ArticleWriter
+):
+    embedder = HashingEmbedder(256)
+    first = reindex([small_corpus], tmp_path / "idx", embedder)
+    write_article(
+        "tech/chip.txt",
+        "Cell chip to power PlayStation 3",
+        "The Cell processor could do 16 trillion calculations a second in servers, IBM said.",
+        headers={"Source": "BBC"},
+    )
+    embedder.texts_embedded = 0
+    second = reindex([small_corpus], tmp_path / "idx", embedder)
+    assert second.changed == ["tech/chip.txt"]
+    assert second.added == [] and second.removed == [] and second.unchanged == 2
+    chip_passages = [
+        p for p in load_index(tmp_path / "idx").passages if p.doc_id == "tech/chip.txt"
+    ]
+    assert embedder.texts_embedded == second.embedded == len(chip_passages)
+    assert second.reused == first.passages - 1
+    assert second.version != first.version
+
+
+def test_unchanged_reindex_embeds_nothing_and_keeps_version(small_corpus, tmp_path, fake_embedder):
+    first = reindex([small_corpus], tmp_path / "idx", fake_embedder)
+    fake_embedder.texts_embedded = 0
+    again = reindex([small_corpus], tmp_path / "idx", fake_embedder)
+    assert fake_embedder.texts_embedded == 0
+    assert again.version == first.version and not again.wrote_new_version
+    assert len(read_changes(tmp_path / "idx")) == 1
+
+
+def test_removed_article_leaves_the_index(small_corpus: Path, tmp_path: Path, fake_embedder):
+    reindex([small_corpus], tmp_path / "idx", fake_embedder)
+    (small_corpus / "sport" / "match.txt").unlink()
+    report = reindex([small_corpus], tmp_path / "idx", fake_embedder)
+    assert report.removed == ["sport/match.txt"]
+    index = load_index(tmp_path / "idx")
+    assert "sport/match.txt" not in index.articles
+    assert all(p.doc_id != "sport/match.txt" for p in index.passages)
+
+
+def test_change_log_lists_only_genuinely_new_articles(
+    small_corpus: Path, tmp_path: Path, write_article: ArticleWriter, fake_embedder
+):
+    reindex([small_corpus], tmp_path / "idx", fake_embedder)
+    write_article("world/new.txt", "Floods in the valley", "Rivers burst their banks on Friday.")
+    copy = (small_corpus / "tech" / "chip.txt").read_text()
+    (small_corpus / "tech" / "chip-copy.txt").write_text(copy)
+    reindex([small_corpus], tmp_path / "idx", fake_embedder)
+    changes = read_changes(tmp_path / "idx")
+    assert changes[0].full_rebuild and changes[0].added == []
+    assert changes[1].added == ["world/new.txt"]
+
+
+def test_failing_build_leaves_previous_index_serving(small_corpus, tmp_path, write_article):
+    class Exploding(HashingEmbedder):
+        def embed(self, texts, *, batch_size=32):
+            raise RuntimeError("power cut")
+
+    good = reindex([small_corpus], tmp_path / "idx", HashingEmbedder(256))
+    write_article("world/new.txt", "Floods in the valley", "Rivers burst their banks on Friday.")
+    with pytest.raises(RuntimeError):
+        reindex([small_corpus], tmp_path / "idx", Exploding(256))
+    index = load_index(tmp_path / "idx")
+    assert index.version == good.version and "world/new.txt" not in index.articles
+    assert [c.version for c in read_changes(tmp_path / "idx")] == [good.version]
+
+
+def test_interrupted_write_leaves_no_half_version(small_corpus, tmp_path, monkeypatch):
+    import index.store as store
+
+    good = reindex([small_corpus], tmp_path / "idx", HashingEmbedder(256))
+    (small_corpus / "tech" / "chip.txt").write_text("Changed\n\nA different body now.\n")
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(store.LexicalIndex, "save", crash)
+    with pytest.raises(OSError):
+        reindex([small_corpus], tmp_path / "idx", HashingEmbedder(256))
+    assert load_index(tmp_path / "idx").version == good.version
+    monkeypatch.undo()
+    report = reindex([small_corpus], tmp_path / "idx", HashingEmbedder(256))
+    assert report.changed == ["tech/chip.txt"]
+    assert not list((tmp_path / "idx" / "versions").glob(".tmp-*"))
+
+
+def test_index_built_with_another_model_is_refused(small_corpus, tmp_path, fake_embedder):
+    reindex([small_corpus], tmp_path / "idx", fake_embedder)
+    other = HashingEmbedder(128)
+    with pytest.raises(IndexMismatchError, match="newsdesk reindex"):
+        load_index(tmp_path / "idx", expect_model=(other.name, other.fingerprint))
+    # A re-index with the other model rebuilds everything, with the reason in the report.
+    report = reindex([small_corpus], tmp_path / "idx", other)
+    assert report.full_rebuild and "model" in report.reason
+
+
+def test_corrupt_and_missing_indexes_are_named(small_corpus, tmp_path, fake_embedder):
+    with pytest.raises(IndexMissingError, match="newsdesk reindex"):
+        load_index(tmp_path / "nothing")
+    reindex([small_corpus], tmp_path / "idx", fake_embedder)
+    version = current_version_path(tmp_path / "idx")
+    assert version is not None
+    passages = version / "passages.jsonl"
+    passages.write_text(passages.read_text()[:-40])
+    with pytest.raises(IndexCorruptError, match=r"passages\.jsonl"):
+        load_index(tmp_path / "idx")
+    (version / "manifest.json").write_text("{not json")
+    with pytest.raises(IndexCorruptError, match="manifest"):
+        load_index(tmp_path / "idx")
+
+
+def test_second_reindex_is_refused_while_one_runs(small_corpus, tmp_path, fake_embedder):
+    with reindex_lock(tmp_path / "idx"), pytest.raises(IndexBusyError, match="Another re-index"):
+        reindex([small_corpus], tmp_path / "idx", fake_embedder)
