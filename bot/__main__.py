@@ -1,0 +1,126 @@
+"""``newsdesk bot`` / ``python -m bot``: check the settings, then run the bot.
+
+Configuration problems end with a one-paragraph message and exit code 2, never a
+traceback; a failure at run time (no index, Telegram unreachable) ends with exit code 1.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import sys
+from collections.abc import Sequence
+from urllib.parse import urlparse
+
+from pydantic import ValidationError
+from telegram import Update
+from telegram.error import InvalidToken, NetworkError
+
+from bot.logs import setup_logging
+from bot.plugins import PluginError, load_plugin
+from index.errors import NewsdeskError
+from newsdesk.settings import BotSettings
+
+EXIT_RUNTIME = 1
+EXIT_CONFIG = 2
+
+_TOKEN = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{1,128}$")
+_PLACEHOLDER = re.compile(r"your|token|replace|change.?me|placeholder|example|secret", re.I)
+_DOC_EXAMPLES = {  # tokens printed in Telegram's documentation
+    "123456789:ABCdefGhIJKlmnOPQRstuVWXyz",
+    "110201543:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw",
+    "123456:ABC-DEF1234ghIkl-zyx57W2v1u123ew11",
+}
+_WEBHOOK_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+HOW_TO = "Create a bot with @BotFather and put its token in .env (see docs/bot.md)."
+
+
+def token_problem(token: str) -> str | None:
+    """Why ``token`` cannot be a bot token from @BotFather, or None when it may be one."""
+    token = token.strip()
+    if not token:
+        return f"NEWSDESK_TELEGRAM_TOKEN is empty. {HOW_TO}"
+    tail = token.partition(":")[2]
+    if token in _DOC_EXAMPLES or _PLACEHOLDER.search(token) or (tail and len(set(tail)) == 1):
+        return f"NEWSDESK_TELEGRAM_TOKEN is still a placeholder. {HOW_TO}"
+    if not _TOKEN.match(token):
+        return (
+            "NEWSDESK_TELEGRAM_TOKEN does not look like a bot token (digits, a colon, then "
+            f"letters, digits, '_' or '-', e.g. 123456789:AAH...). {HOW_TO}"
+        )
+    return None
+
+
+def settings_problem(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        field = "_".join(str(part) for part in error["loc"]) or "settings"
+        name = f"NEWSDESK_{field.upper()}"
+        if field == "telegram_token" and error["type"] == "missing":
+            lines.append(f"{name} is not set. {HOW_TO}")
+        else:
+            lines.append(f"{name}: {error['msg']}")
+    return "\n".join(lines)
+
+
+def fail(message: str, code: int) -> int:
+    print(f"newsdesk bot: {message}", file=sys.stderr)
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    del argv  # no options: everything is in the settings
+    try:
+        settings = BotSettings()  # type: ignore[call-arg]  # the token comes from the env
+    except ValidationError as exc:
+        return fail(settings_problem(exc), EXIT_CONFIG)
+    token = settings.telegram_token.get_secret_value().strip()
+    problem = token_problem(token)
+    if problem:
+        return fail(problem, EXIT_CONFIG)
+    webhook_secret = ""
+    if settings.telegram_webhook_url:
+        url = urlparse(settings.telegram_webhook_url)
+        if url.scheme != "https" or not url.netloc:
+            return fail("NEWSDESK_TELEGRAM_WEBHOOK_URL must be an https:// URL.", EXIT_CONFIG)
+        given = settings.telegram_webhook_secret
+        webhook_secret = given.get_secret_value() if given else secrets.token_urlsafe(32)
+        if not _WEBHOOK_SECRET.match(webhook_secret):
+            return fail(
+                "NEWSDESK_TELEGRAM_WEBHOOK_SECRET may hold only A-Z, a-z, 0-9, '_' and '-' "
+                "(1 to 256 characters).",
+                EXIT_CONFIG,
+            )
+    setup_logging(settings.log_level, [token, webhook_secret])
+    try:
+        plugins = [load_plugin(spec) for spec in settings.bot_plugins]
+    except PluginError as exc:
+        return fail(str(exc), EXIT_CONFIG)
+
+    from bot.app import build_application, webhook_options
+
+    app = build_application(settings, plugins=plugins, announce=True)
+    try:
+        if settings.telegram_webhook_url:
+            app.run_webhook(**webhook_options(settings, webhook_secret))
+        else:
+            app.run_polling(allowed_updates=Update.ALL_TYPES)
+    except InvalidToken:  # its message holds the token: never print it
+        return fail(
+            f"Telegram rejected NEWSDESK_TELEGRAM_TOKEN (at {settings.telegram_base_url}). "
+            "Check it with @BotFather (/token).",
+            EXIT_CONFIG,
+        )
+    except NetworkError as exc:
+        return fail(
+            f"Cannot reach the Bot API at {settings.telegram_base_url}: "
+            f"{str(exc).replace(token, '[redacted]')}",
+            EXIT_RUNTIME,
+        )
+    except NewsdeskError as exc:
+        return fail(str(exc), EXIT_RUNTIME)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

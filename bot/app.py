@@ -1,0 +1,211 @@
+"""Composing the Application: handlers, services at post_init, the index watcher, plugins."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+from urllib.parse import urlparse
+
+from telegram import BotCommand, BotCommandScopeChat, Update
+from telegram.error import TelegramError
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    MessageHandler,
+    filters,
+)
+
+from bot import handlers as h
+from bot.format import COMMANDS
+from bot.plugins import BotPlugin
+from bot.services import BotServices
+from index.embedders import Embedder
+from newsdesk.settings import BotSettings
+
+log = logging.getLogger(__name__)
+
+App = Application[Any, Any, Any, Any, Any, Any]
+WATCHER = "newsdesk.watcher"
+ADMIN_ONLY = {"reindex"}
+
+
+def file_url_for(base_url: str) -> str:
+    """The Bot API file URL beside a base URL: '.../bot' -> '.../file/bot'."""
+    root = base_url.rstrip("/")
+    root = root[: -len("/bot")] if root.endswith("/bot") else root
+    return f"{root}/file/bot"
+
+
+def add_core_handlers(app: App) -> None:
+    message_only = filters.UpdateType.MESSAGE
+    app.add_handler(CommandHandler(["start", "help"], h.cmd_help, filters=message_only))
+    app.add_handler(CommandHandler("ask", h.cmd_ask, filters=message_only))
+    app.add_handler(CommandHandler("stats", h.cmd_stats, filters=message_only))
+    app.add_handler(CommandHandler("reindex", h.cmd_reindex, filters=message_only))
+    app.add_handler(CallbackQueryHandler(h.on_more_sources, pattern=rf"^{h.MORE}:"))
+    private = filters.ChatType.PRIVATE & message_only
+    groups = filters.ChatType.GROUPS & message_only
+    app.add_handler(MessageHandler(private & filters.TEXT & ~filters.COMMAND, h.on_private_text))
+    app.add_handler(MessageHandler(groups & filters.TEXT & ~filters.COMMAND, h.on_group_text))
+
+
+def add_fallback_handlers(app: App) -> None:
+    """Added after the plugins' handlers, so a plugin's commands come first."""
+    private = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
+    app.add_handler(MessageHandler(private & filters.COMMAND, h.on_unknown_command))
+    app.add_handler(MessageHandler(private & ~filters.TEXT, h.on_private_other))
+
+
+def build_application(
+    settings: BotSettings,
+    *,
+    plugins: Sequence[BotPlugin] = (),
+    embedder: Embedder | None = None,
+    announce: bool = False,
+) -> App:
+    """The bot, ready for run_polling/run_webhook (or ``running`` in tests and scripts).
+
+    The model and index load in post_init (``embedder`` skips loading the model, e.g. in
+    tests); a watcher task then checks for new index versions every
+    ``settings.bot_reload_interval`` seconds. ``plugins`` add handlers, hooks and commands
+    (see bot.plugins).
+    """
+
+    async def post_init(app: App) -> None:
+        services = await asyncio.to_thread(BotServices.open, settings, embedder)
+        app.bot_data[h.SERVICES] = services
+        for plugin in plugins:
+            if plugin.on_index_swap is not None:
+                hook = plugin.on_index_swap
+
+                async def on_swap(old: Any, new: Any, hook: Any = hook) -> None:
+                    await hook(app, old, new)
+
+                services.swap_hooks.append(on_swap)
+        await register_commands(app, settings, plugins)
+        app.bot_data[WATCHER] = asyncio.create_task(
+            services.watch(settings.bot_reload_interval), name="newsdesk-index-watcher"
+        )
+        for plugin in plugins:
+            if plugin.on_start is not None:
+                await plugin.on_start(app)
+        if announce:
+            m = services.engine.index.manifest
+            print(
+                f"Newsdesk bot @{app.bot.username} is running: index {m.version}, "
+                f"{m.articles:,} articles, {m.passages:,} passages. Ctrl+C stops it.",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    async def post_shutdown(app: App) -> None:
+        watcher = app.bot_data.pop(WATCHER, None)
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        for plugin in reversed(plugins):
+            if plugin.on_stop is not None:
+                try:
+                    await plugin.on_stop(app)
+                except Exception:
+                    log.exception("Plugin %s failed to stop", plugin.name)
+        services = app.bot_data.pop(h.SERVICES, None)
+        if isinstance(services, BotServices):
+            services.close()
+
+    app: App = (
+        ApplicationBuilder()
+        .token(settings.telegram_token.get_secret_value())
+        .base_url(settings.telegram_base_url)
+        .base_file_url(file_url_for(settings.telegram_base_url))
+        .rate_limiter(AIORateLimiter(max_retries=3))
+        .concurrent_updates(True)
+        .post_init(post_init)
+        .post_shutdown(post_shutdown)
+        .build()
+    )
+    add_core_handlers(app)
+    for plugin in plugins:
+        if plugin.setup is not None:
+            plugin.setup(app)
+    add_fallback_handlers(app)
+    app.add_error_handler(h.on_error)
+    return app
+
+
+async def register_commands(app: App, settings: BotSettings, plugins: Sequence[BotPlugin]) -> None:
+    """setMyCommands: everyone's menu, and the admins' with /reindex in their private chats."""
+    extra = [BotCommand(c, d) for plugin in plugins for c, d in plugin.commands]
+    everyone = [BotCommand(c, d) for c, d in COMMANDS if c not in ADMIN_ONLY] + extra
+    admins = [BotCommand(c, d) for c, d in COMMANDS] + extra
+    await app.bot.set_my_commands(everyone)
+    for admin in settings.admin_ids:
+        try:
+            await app.bot.set_my_commands(admins, scope=BotCommandScopeChat(admin))
+        except TelegramError as exc:  # the admin has not opened a chat with the bot yet
+            log.warning("Could not set the admin command menu for %s: %s", admin, exc)
+
+
+def webhook_options(settings: BotSettings, secret: str) -> dict[str, Any]:
+    """Arguments for run_webhook/start_webhook: Telegram posts updates to the public URL
+    (a reverse proxy forwards them to listen:port/path); PTB answers 403 to any request
+    without the X-Telegram-Bot-Api-Secret-Token header holding ``secret``."""
+    return {
+        "listen": settings.telegram_webhook_listen,
+        "port": settings.telegram_webhook_port,
+        "url_path": urlparse(settings.telegram_webhook_url).path.lstrip("/"),
+        "webhook_url": settings.telegram_webhook_url,
+        "secret_token": secret,
+        "allowed_updates": Update.ALL_TYPES,
+    }
+
+
+@contextlib.asynccontextmanager
+async def running(
+    app: App,
+    *,
+    poll_timeout: float = 10.0,
+    poll_interval: float = 0.0,
+    webhook: dict[str, Any] | None = None,
+) -> AsyncIterator[App]:
+    """Run ``app`` inside an existing event loop (tests, scripts): long polling, or a
+    webhook server with ``webhook=webhook_options(...)``.
+
+    Does what ``Application.run_polling``/``run_webhook`` do around post_init and
+    post_shutdown, without owning the loop or installing signal handlers.
+    """
+    await app.initialize()
+    try:
+        if app.post_init is not None:
+            await app.post_init(app)
+        assert app.updater is not None
+        if webhook is not None:
+            await app.updater.start_webhook(**webhook)
+        else:
+            await app.updater.start_polling(
+                poll_interval=poll_interval,
+                timeout=int(poll_timeout),
+                allowed_updates=Update.ALL_TYPES,
+            )
+        await app.start()
+        try:
+            yield app
+        finally:
+            if app.updater.running:
+                await app.updater.stop()
+            if app.running:
+                await app.stop()
+                if app.post_stop is not None:
+                    await app.post_stop(app)
+    finally:
+        await app.shutdown()
+        if app.post_shutdown is not None:
+            await app.post_shutdown(app)

@@ -1,0 +1,172 @@
+"""What the handlers use: the engine (hot-swapped), the question store, the rate limiter.
+
+Built once in post_init. Retrieval runs on a small thread pool so the event loop stays
+free; each call takes the engine it starts with, so a swap never disturbs a question in
+flight: it finishes on the old engine, and the next question gets the new one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from bot.format import example_questions
+from bot.limits import RateLimiter
+from bot.state import QuestionStore
+from index.build import ReindexReport
+from index.embedders import Embedder
+from index.engine import Engine
+from index.store import current_version_path
+from index.types import Answer, Hit
+from newsdesk.services import make_embedder, open_engine, run_reindex
+from newsdesk.settings import BotSettings
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+SwapHook = Callable[[Engine, Engine], Awaitable[None]]
+STATE_FILE = "bot_state.sqlite3"
+MAX_HITS = 50
+
+
+class LockedEmbedder(Embedder):
+    """One ``embed`` at a time: Hugging Face fast tokenizers fail when used concurrently."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.dimension = inner.dimension
+        self.fingerprint = inner.fingerprint
+        self._lock = threading.Lock()
+
+    def embed(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
+        with self._lock:
+            return self.inner.embed(texts, batch_size=batch_size)
+
+
+def pick_examples(engine: Engine, n: int = 3) -> list[str]:
+    """Example questions from titles spread over the archive, newest first."""
+    articles = sorted(
+        engine.index.articles.values(), key=lambda a: (a.date or "", a.doc_id), reverse=True
+    )
+    step = max(1, len(articles) // 20)
+    return example_questions([a.title for a in articles[::step]], n)
+
+
+@dataclass
+class BotServices:
+    settings: BotSettings
+    embedder: Embedder
+    engine: Engine
+    questions: QuestionStore
+    limiter: RateLimiter
+    executor: ThreadPoolExecutor
+    examples: list[str] = field(default_factory=list)
+    loaded_at: float = field(default_factory=time.time)
+    swap_hooks: list[SwapHook] = field(default_factory=list)
+    _reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _reindex_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _failed: Path | None = None
+
+    @classmethod
+    def open(cls, settings: BotSettings, embedder: Embedder | None = None) -> BotServices:
+        """Load the model and the index (building it when there is none). Blocking."""
+        embedder = LockedEmbedder(embedder or make_embedder(settings))
+        engine = open_engine(settings, embedder, build_if_missing=True)
+        return cls(
+            settings=settings,
+            embedder=embedder,
+            engine=engine,
+            questions=QuestionStore(
+                settings.data_dir / STATE_FILE, ttl=settings.bot_question_ttl_days * 86400
+            ),
+            limiter=RateLimiter(settings.bot_rate_limit, settings.bot_rate_window),
+            executor=ThreadPoolExecutor(settings.bot_workers, thread_name_prefix="newsdesk-ask"),
+            examples=pick_examples(engine),
+        )
+
+    async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, partial(fn, *args, **kwargs))
+
+    async def ask(self, question: str, k: int = 10) -> Answer:
+        engine = self.engine  # this question finishes on this engine, whatever happens
+        return await self._run(engine.ask, question, k)
+
+    async def search(self, question: str, k: int) -> list[Hit]:
+        engine = self.engine
+        return await self._run(engine.search, question, min(k, MAX_HITS))
+
+    # ---- hot reload --------------------------------------------------------------------
+
+    async def reload_if_changed(self) -> bool:
+        """Load the index version ``current`` points at, if it is not the one serving."""
+        async with self._reload_lock:
+            target = current_version_path(self.settings.index_path)
+            if target is None or target == self.engine.index.path.resolve():
+                return False
+            if target == self._failed:
+                return False
+            try:
+                new = await asyncio.to_thread(open_engine, self.settings, self.embedder)
+            except Exception:
+                self._failed = target
+                log.exception(
+                    "Could not load the new index version %s; still serving %s",
+                    target,
+                    self.engine.index.version,
+                )
+                return False
+            old, self.engine = self.engine, new
+            self._failed = None
+            self.loaded_at = time.time()
+            self.examples = pick_examples(new)
+            log.warning(
+                "Now serving index %s (%d articles, %d passages), was %s",
+                new.index.version,
+                new.index.manifest.articles,
+                new.index.manifest.passages,
+                old.index.version,
+            )
+        for hook in self.swap_hooks:
+            try:
+                await hook(old, new)
+            except Exception:
+                log.exception("An index-swap hook failed")
+        return True
+
+    async def watch(self, interval: float) -> None:
+        """Check for a new index version every ``interval`` seconds, forever."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.reload_if_changed()
+            except Exception:  # never let the watcher die
+                log.exception("Index reload check failed")
+
+    # ---- re-index ----------------------------------------------------------------------
+
+    @property
+    def reindexing(self) -> bool:
+        return self._reindex_lock.locked()
+
+    async def reindex(self) -> ReindexReport:
+        """Run the incremental re-index off the loop, then swap to its result at once."""
+        async with self._reindex_lock:
+            report = await asyncio.to_thread(run_reindex, self.settings, self.embedder)
+        await self.reload_if_changed()
+        return report
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        self.questions.close()

@@ -1,0 +1,236 @@
+"""Unit tests for the bot's small parts, and its startup errors as a user sees them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from bot.__main__ import EXIT_CONFIG, settings_problem, token_problem
+from bot.app import file_url_for
+from bot.handlers import parse_more
+from bot.limits import RateLimiter
+from bot.logs import RedactFilter
+from bot.plugins import BotPlugin, PluginError, load_plugin
+from bot.services import BotServices
+from bot.state import QuestionStore
+from newsdesk.settings import BotSettings
+from tests.botapi.server import BotApiServer
+from tests.conftest import run_cli
+
+# ---- rate limit -------------------------------------------------------------------------
+
+
+def test_rate_limiter_allows_the_limit_per_window_then_says_how_long_to_wait() -> None:
+    now = [100.0]
+    limiter = RateLimiter(3, 60, clock=lambda: now[0])
+    assert [limiter.hit(1) for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert limiter.hit(1) == pytest.approx(60.0)
+    assert limiter.hit(2) == 0.0  # per user
+    now[0] += 30
+    assert limiter.hit(1) == pytest.approx(30.0)
+    now[0] += 30.01
+    assert limiter.hit(1) == 0.0
+
+
+# ---- question store ---------------------------------------------------------------------
+
+
+def test_question_store_survives_reopening_and_expires(tmp_path: Path) -> None:
+    now = [1000.0]
+    path = tmp_path / "state.sqlite3"
+    store = QuestionStore(path, ttl=3600, clock=lambda: now[0])
+    key = store.put("when does the base lease end?", ("tca/base.txt", 120))
+    plain = store.put("who scored?")
+    assert len(f"more:{key}:99".encode()) <= 64  # Telegram's callback_data limit
+    assert store.put("when does the base lease end?", ("tca/base.txt", 120)) == key
+    store.close()
+
+    store = QuestionStore(path, ttl=3600, clock=lambda: now[0])
+    got = store.get(key)
+    assert got is not None and got.question == "when does the base lease end?"
+    assert got.quoted == ("tca/base.txt", 120)
+    assert store.get(plain) is not None and store.get(plain).quoted is None  # type: ignore[union-attr]
+    assert store.get("nope") is None
+    now[0] += 3601
+    assert store.get(key) is None
+    assert store.prune() == 2
+
+
+def test_callback_data_parsing() -> None:
+    assert parse_more("more:abcDEF123_-x:2") == ("abcDEF123_-x", 2)
+    assert parse_more("more:abc:0") == ("abc", 1)
+    for bad in ("more:abc", "more:abc:x", "less:abc:1", "", "more:a:b:c"):
+        assert parse_more(bad) is None
+
+
+# ---- hot swap ---------------------------------------------------------------------------
+
+
+class SlowEngine:
+    """Stands in for Engine: answers with its own name, after ``release`` is set."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.release = threading.Event()
+        self.started = threading.Event()
+
+    def ask(self, question: str, k: int = 5) -> str:
+        self.started.set()
+        assert self.release.wait(10)
+        return self.name
+
+
+async def test_a_question_in_flight_finishes_on_the_engine_it_started_with(
+    tmp_path: Path,
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    old, new = SlowEngine("old"), SlowEngine("new")
+    services = BotServices(
+        settings=None,  # type: ignore[arg-type]
+        embedder=None,  # type: ignore[arg-type]
+        engine=old,  # type: ignore[arg-type]
+        questions=QuestionStore(tmp_path / "s.sqlite3", ttl=60),
+        limiter=RateLimiter(1, 1),
+        executor=ThreadPoolExecutor(2),
+    )
+    in_flight = asyncio.create_task(services.ask("q"))
+    await asyncio.to_thread(old.started.wait, 5)
+    services.engine = new  # what reload_if_changed does
+    new.release.set()
+    assert await services.ask("q") == "new"
+    old.release.set()
+    assert await in_flight == "old"
+    services.close()
+
+
+# ---- logging ----------------------------------------------------------------------------
+
+
+def test_the_token_never_reaches_a_log_line(caplog: pytest.LogCaptureFixture) -> None:
+    token = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
+    redact = RedactFilter([token])
+    logger = logging.getLogger("test.redact")
+    caplog.handler.addFilter(redact)
+    try:
+        try:
+            raise RuntimeError(f"POST https://api.telegram.org/bot{token}/getMe failed")
+        except RuntimeError:
+            logger.exception("request to %s failed", f"https://api.telegram.org/bot{token}/x")
+    finally:
+        caplog.handler.removeFilter(redact)
+    assert token not in caplog.text
+    assert "[redacted]" in caplog.text and "Traceback" in caplog.text
+
+
+# ---- settings and startup ---------------------------------------------------------------
+
+
+def test_token_checks() -> None:
+    assert token_problem("123456789:AAE3xyZ-abc_DEF0123456789abcdefghij") is None
+    assert token_problem("123:TEST") is None
+    assert "empty" in (token_problem("  ") or "")
+    for placeholder in (
+        "YOUR_TOKEN_HERE",
+        "123456789:replace-me",
+        "123456:ABC-DEF1234ghIkl-zyx57W2v1u123ew11",
+        "123456789:XXXXXXXXXXXXXXXX",
+        "<token>",
+    ):
+        assert "placeholder" in (token_problem(placeholder) or ""), placeholder
+    assert "does not look like a bot token" in (token_problem("abc:def ghi") or "")
+
+
+def test_settings_problem_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NEWSDESK_TELEGRAM_TOKEN", raising=False)
+    with pytest.raises(ValidationError) as missing:
+        BotSettings(_env_file=None)  # type: ignore[call-arg]
+    assert "NEWSDESK_TELEGRAM_TOKEN is not set" in settings_problem(missing.value)
+    with pytest.raises(ValidationError) as bad:
+        BotSettings(_env_file=None, telegram_token="1:a", bot_rate_limit=0)  # type: ignore[call-arg]
+    assert settings_problem(bad.value).startswith("NEWSDESK_BOT_RATE_LIMIT:")
+
+
+def test_bot_settings_read_lists_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NEWSDESK_TELEGRAM_TOKEN", "1:a")
+    monkeypatch.setenv("NEWSDESK_ADMIN_IDS", "12, 34")
+    monkeypatch.setenv("NEWSDESK_BOT_PLUGINS", "a.b:c")
+    settings = BotSettings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.admin_ids == [12, 34] and settings.bot_plugins == ["a.b:c"]
+    assert settings.bot_reload_interval == 30
+
+
+def test_file_url_is_derived_from_the_base_url() -> None:
+    assert file_url_for("https://api.telegram.org/bot") == "https://api.telegram.org/file/bot"
+    assert file_url_for("http://127.0.0.1:8081/bot/") == "http://127.0.0.1:8081/file/bot"
+
+
+PLUGIN = BotPlugin("unit")
+
+
+def make_plugin() -> BotPlugin:
+    return BotPlugin("made")
+
+
+def test_plugins_load_by_name() -> None:
+    assert load_plugin("tests.test_bot_units:PLUGIN") is PLUGIN
+    assert load_plugin("tests.test_bot_units:make_plugin").name == "made"
+    for bad in ("tests.test_bot_units", "no.such.module:x", "tests.test_bot_units:pytest"):
+        with pytest.raises(PluginError):
+            load_plugin(bad)
+
+
+def _run_bot(tmp_path: Path, env: dict[str, str]) -> tuple[int, str]:
+    base = {"NEWSDESK_TELEGRAM_TOKEN": "", "NEWSDESK_DATA_DIR": str(tmp_path / "data")}
+    done = run_cli("bot", env={**base, **env}, cwd=tmp_path, timeout=120)
+    return done.returncode, done.stderr.decode()
+
+
+def test_missing_or_placeholder_token_is_a_clear_startup_error(tmp_path: Path) -> None:
+    code, err = _run_bot(tmp_path, {})
+    assert code == EXIT_CONFIG
+    assert "NEWSDESK_TELEGRAM_TOKEN is empty" in err and "Traceback" not in err
+    code, err = _run_bot(tmp_path, {"NEWSDESK_TELEGRAM_TOKEN": "PUT-YOUR-TOKEN-HERE"})
+    assert code == EXIT_CONFIG
+    assert "placeholder" in err and "@BotFather" in err and "Traceback" not in err
+
+
+def test_a_token_telegram_rejects_is_reported_without_printing_it(tmp_path: Path) -> None:
+    token = "999999:Rejected0123456789abcdefGHIJ"
+    with BotApiServer() as server:  # knows only its own token: answers 401 to this one
+        code, err = _run_bot(
+            tmp_path,
+            {
+                "NEWSDESK_TELEGRAM_TOKEN": token,
+                "NEWSDESK_TELEGRAM_BASE_URL": server.base_url,
+                "NEWSDESK_EMBEDDING_MODEL": "hashing",
+                "NEWSDESK_LOG_LEVEL": "DEBUG",
+            },
+        )
+    assert code == EXIT_CONFIG, err
+    assert "Telegram rejected NEWSDESK_TELEGRAM_TOKEN" in err
+    assert token not in err
+    assert "Traceback" not in err
+
+
+def test_python_dash_m_bot_is_the_same_entry_point(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    env = {**os.environ, "NEWSDESK_TELEGRAM_TOKEN": ""}
+    done = subprocess.run(
+        [sys.executable, "-m", "bot"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == EXIT_CONFIG
+    assert b"NEWSDESK_TELEGRAM_TOKEN is empty" in done.stderr
