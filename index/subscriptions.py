@@ -1,0 +1,626 @@
+"""Topic subscriptions, the alert outbox and the change-log cursor, in one SQLite file.
+
+The file is ``<data_dir>/alerts.sqlite3`` in WAL mode; its schema version is kept in
+``PRAGMA user_version``. Every method opens its own short-lived connection, so a
+``SubscriptionStore`` may be shared by the bot's threads and by other processes;
+writers take ``BEGIN IMMEDIATE`` and wait (``busy_timeout``) for each other.
+
+Delivery is an outbox, so that no alert is sent twice and none is lost:
+
+1. Matching (``enqueue``) inserts one *pending* row per (chat, article) with
+   ``INSERT OR IGNORE`` — a (chat, article) pair that was ever queued is never
+   queued again — and moves the change-log cursor forward, in one transaction.
+   A crash before the commit leaves neither: the versions are matched again.
+2. Delivery reads ``pending()``, calls ``begin_attempt`` (counts the try), sends
+   the message, then at once ``mark_sent``. A crash between the send and
+   ``mark_sent`` is the one window in which an alert can go out twice (Telegram
+   gives no idempotency key); rows still pending with ``attempts > 0`` after a
+   restart are exactly those, and are logged as possible repeats.
+3. A permanent failure (``mark_failed``), a paused chat (``pause_chat``) or a
+   removed topic (``remove``/``remove_all``) retires its pending rows, which
+   stay in the table so the pair is still never alerted again.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+from index.errors import NewsdeskError
+from index.store import Change
+
+DB_NAME = "alerts.sqlite3"
+SCHEMA_VERSION = 1
+MAX_TOPICS_PER_CHAT = 10
+MAX_TOPIC_CHARS = 150
+MIN_TOPIC_CHARS = 3
+BUSY_TIMEOUT_S = 30.0
+
+PENDING, SENT, FAILED, DROPPED = "pending", "sent", "failed", "dropped"
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+class SubscriptionError(NewsdeskError):
+    """A subscription request that cannot be carried out; the message says why."""
+
+
+class BadTopicError(SubscriptionError):
+    """The topic is empty, too short or too long."""
+
+
+class DuplicateTopicError(SubscriptionError):
+    """The chat already follows this topic."""
+
+
+class TooManyTopicsError(SubscriptionError):
+    """The chat already follows the maximum number of topics."""
+
+
+class SubscriptionNotFoundError(SubscriptionError):
+    """No such topic in this chat."""
+
+
+class AlertStateError(NewsdeskError):
+    """The alert database is from a newer version, or the cursor moved under us."""
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def clean_topic(topic: str, max_chars: int = MAX_TOPIC_CHARS) -> str:
+    """Tidy a topic typed by a person (control characters out, spaces collapsed) or raise."""
+    if not isinstance(topic, str):
+        raise BadTopicError("The topic must be text.")
+    text = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in topic)
+    text = " ".join(text.split())
+    if not _WORD.search(text) or len(text) < MIN_TOPIC_CHARS:
+        raise BadTopicError(
+            "Please describe the topic in a few words, for example: "
+            "/subscribe Russian troops in Central Asia"
+        )
+    if len(text) > max_chars:
+        raise BadTopicError(
+            f"That topic is {len(text)} characters long; please keep it under {max_chars} "
+            "characters (a few words work best)."
+        )
+    return text
+
+
+def topic_key(topic: str) -> str:
+    """What makes two topics the same: their words, case-folded, in order."""
+    return " ".join(_WORD.findall(topic.casefold()))
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    id: int
+    chat_id: int
+    topic: str
+    created_at: str
+    created_by: int | None
+    paused: bool = False
+    paused_reason: str = ""
+
+
+class AlertLike(Protocol):
+    """What ``enqueue`` needs of a match (``index.alerts.TopicMatch`` is one)."""
+
+    @property
+    def subscription_id(self) -> int | None: ...
+
+    @property
+    def chat_id(self) -> int | None: ...
+
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def doc_id(self) -> str: ...
+
+    @property
+    def title(self) -> str: ...
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def date(self) -> str: ...
+
+    @property
+    def quote(self) -> str: ...
+
+    @property
+    def score(self) -> float: ...
+
+    @property
+    def version(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PendingAlert:
+    """A queued alert, with everything needed to send it (the index may have moved on)."""
+
+    id: int
+    chat_id: int
+    doc_id: str
+    subscription_id: int | None
+    topic: str
+    title: str
+    source: str
+    url: str
+    date: str
+    quote: str
+    score: float
+    version: str
+    queued_at: str
+    attempts: int
+    last_error: str
+
+
+_SCHEMA = """
+CREATE TABLE subscriptions (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    chat_id       INTEGER NOT NULL,
+    topic         TEXT    NOT NULL,
+    topic_key     TEXT    NOT NULL,
+    created_at    TEXT    NOT NULL,
+    created_by    INTEGER,
+    paused        INTEGER NOT NULL DEFAULT 0,
+    paused_reason TEXT    NOT NULL DEFAULT '',
+    UNIQUE (chat_id, topic_key)
+);
+CREATE INDEX subscriptions_active ON subscriptions (paused, chat_id);
+
+CREATE TABLE alerts (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    chat_id         INTEGER NOT NULL,
+    doc_id          TEXT    NOT NULL,
+    subscription_id INTEGER,
+    topic           TEXT    NOT NULL DEFAULT '',
+    title           TEXT    NOT NULL DEFAULT '',
+    source          TEXT    NOT NULL DEFAULT '',
+    url             TEXT    NOT NULL DEFAULT '',
+    date            TEXT    NOT NULL DEFAULT '',
+    quote           TEXT    NOT NULL DEFAULT '',
+    score           REAL    NOT NULL DEFAULT 0,
+    version         TEXT    NOT NULL DEFAULT '',
+    status          TEXT    NOT NULL DEFAULT 'pending',
+    queued_at       TEXT    NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    last_attempt_at TEXT,
+    last_error      TEXT    NOT NULL DEFAULT '',
+    sent_at         TEXT,
+    UNIQUE (chat_id, doc_id)
+);
+CREATE INDEX alerts_status ON alerts (status, chat_id);
+
+CREATE TABLE state (
+    key   TEXT PRIMARY KEY,
+    value TEXT
+);
+"""
+
+_SUB_COLUMNS = "id, chat_id, topic, created_at, created_by, paused, paused_reason"
+_ALERT_COLUMNS = (
+    "id, chat_id, doc_id, subscription_id, topic, title, source, url, date, quote, score, "
+    "version, queued_at, attempts, last_error"
+)
+
+
+def _subscription(row: sqlite3.Row | tuple) -> Subscription:
+    return Subscription(row[0], row[1], row[2], row[3], row[4], bool(row[5]), row[6])
+
+
+def _pending(row: sqlite3.Row | tuple) -> PendingAlert:
+    return PendingAlert(*row)
+
+
+def _placeholders(values: Sequence[object]) -> str:
+    return ",".join("?" * len(values))
+
+
+class SubscriptionStore:
+    """Subscriptions, sent and pending alerts, and the last processed index version."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_topics: int = MAX_TOPICS_PER_CHAT,
+        max_topic_chars: int = MAX_TOPIC_CHARS,
+    ) -> None:
+        self.path = Path(path)
+        self.max_topics = max_topics
+        self.max_topic_chars = max_topic_chars
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._migrate()
+
+    @classmethod
+    def in_data_dir(cls, data_dir: Path, **limits: int) -> SubscriptionStore:
+        return cls(Path(data_dir) / DB_NAME, **limits)
+
+    # -- connections ------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        return conn
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        conn = self._connect()
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: committed when the block ends, rolled back on error."""
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    def _migrate(self) -> None:
+        with self._write() as conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise AlertStateError(
+                    f"The alert database {self.path} has schema version {version}; this "
+                    f"Newsdesk knows up to {SCHEMA_VERSION}. Upgrade Newsdesk."
+                )
+            if version == 0:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def journal_mode(self) -> str:
+        with self._read() as conn:
+            return str(conn.execute("PRAGMA journal_mode").fetchone()[0])
+
+    # -- subscriptions ----------------------------------------------------------------
+
+    def add(self, chat_id: int, topic: str, user_id: int | None) -> Subscription:
+        """Follow ``topic`` in ``chat_id``. A chat that was paused is resumed by this."""
+        text = clean_topic(topic, self.max_topic_chars)
+        key = topic_key(text)
+        with self._write() as conn:
+            rows = conn.execute(
+                f"SELECT {_SUB_COLUMNS}, topic_key FROM subscriptions WHERE chat_id = ?",
+                (chat_id,),
+            ).fetchall()
+            for row in rows:
+                if row[7] == key:
+                    raise DuplicateTopicError(
+                        f"This chat already follows “{row[2]}”. See /topics for the list."
+                    )
+            if len(rows) >= self.max_topics:
+                raise TooManyTopicsError(
+                    f"This chat already follows {len(rows)} topics, the most allowed. "
+                    "Remove one with /unsubscribe first."
+                )
+            conn.execute(
+                "UPDATE subscriptions SET paused = 0, paused_reason = '' WHERE chat_id = ?",
+                (chat_id,),
+            )
+            created = utc_now()
+            cur = conn.execute(
+                "INSERT INTO subscriptions (chat_id, topic, topic_key, created_at, created_by) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (chat_id, text, key, created, user_id),
+            )
+            sub_id = cur.lastrowid
+            assert sub_id is not None
+        return Subscription(sub_id, chat_id, text, created, user_id)
+
+    def get(self, sub_id: int) -> Subscription | None:
+        with self._read() as conn:
+            row = conn.execute(
+                f"SELECT {_SUB_COLUMNS} FROM subscriptions WHERE id = ?", (sub_id,)
+            ).fetchone()
+        return _subscription(row) if row else None
+
+    def list(self, chat_id: int) -> list[Subscription]:
+        """The chat's topics, oldest first (paused ones included, marked)."""
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT {_SUB_COLUMNS} FROM subscriptions WHERE chat_id = ? ORDER BY id",
+                (chat_id,),
+            ).fetchall()
+        return [_subscription(r) for r in rows]
+
+    def remove(self, chat_id: int, sub_id: int) -> Subscription:
+        """Stop following one topic; its queued, unsent alerts are dropped with it."""
+        with self._write() as conn:
+            row = conn.execute(
+                f"SELECT {_SUB_COLUMNS} FROM subscriptions WHERE id = ? AND chat_id = ?",
+                (sub_id, chat_id),
+            ).fetchone()
+            if row is None:
+                raise SubscriptionNotFoundError(
+                    "That topic is not followed in this chat (any more). See /topics."
+                )
+            conn.execute("DELETE FROM subscriptions WHERE id = ?", (sub_id,))
+            self._retire(conn, "subscription_id = ?", (sub_id,), DROPPED, "unsubscribed")
+        return _subscription(row)
+
+    def remove_all(self, chat_id: int) -> int:
+        """Stop following every topic in the chat; returns how many were removed."""
+        with self._write() as conn:
+            count = conn.execute("DELETE FROM subscriptions WHERE chat_id = ?", (chat_id,)).rowcount
+            self._retire(conn, "chat_id = ?", (chat_id,), DROPPED, "unsubscribed")
+        return count
+
+    def pause_chat(self, chat_id: int, reason: str) -> int:
+        """Pause every topic of a chat the bot cannot reach; drop its queued alerts."""
+        with self._write() as conn:
+            count = conn.execute(
+                "UPDATE subscriptions SET paused = 1, paused_reason = ? WHERE chat_id = ?",
+                (reason, chat_id),
+            ).rowcount
+            self._retire(conn, "chat_id = ?", (chat_id,), DROPPED, f"chat paused: {reason}")
+        return count
+
+    def resume_chat(self, chat_id: int) -> int:
+        with self._write() as conn:
+            return conn.execute(
+                "UPDATE subscriptions SET paused = 0, paused_reason = '' "
+                "WHERE chat_id = ? AND paused = 1",
+                (chat_id,),
+            ).rowcount
+
+    def active(self) -> list[Subscription]:
+        """Every subscription not paused, in id order."""
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT {_SUB_COLUMNS} FROM subscriptions WHERE paused = 0 ORDER BY id"
+            ).fetchall()
+        return [_subscription(r) for r in rows]
+
+    # -- the outbox -------------------------------------------------------------------
+
+    def claim(
+        self,
+        chat_id: int,
+        doc_id: str,
+        sub_id: int | None,
+        *,
+        alert: AlertLike | None = None,
+    ) -> bool:
+        """Queue one alert unless (chat, article) was ever queued; True when queued now."""
+        with self._write() as conn:
+            return self._insert(conn, chat_id, doc_id, sub_id, alert)
+
+    def enqueue(
+        self,
+        alerts: Iterable[AlertLike],
+        *,
+        expected_cursor: str | None,
+        new_cursor: str | None,
+    ) -> int:
+        """Queue alerts and move the cursor in one transaction; returns how many were new.
+
+        Raises AlertStateError (and changes nothing) when the cursor is no longer
+        ``expected_cursor``: another process processed these versions meanwhile.
+        An alert whose subscription was removed or paused meanwhile is not queued.
+        """
+        with self._write() as conn:
+            current = self._get_state(conn, "cursor")
+            if current != expected_cursor:
+                raise AlertStateError(
+                    f"The alert cursor moved from {expected_cursor} to {current} meanwhile; "
+                    "nothing was queued."
+                )
+            queued = 0
+            for alert in alerts:
+                if alert.subscription_id is None or alert.chat_id is None:
+                    continue
+                queued += self._insert(
+                    conn, alert.chat_id, alert.doc_id, alert.subscription_id, alert
+                )
+            if new_cursor is not None:
+                self._set_state(conn, "cursor", new_cursor)
+        return queued
+
+    def _insert(
+        self,
+        conn: sqlite3.Connection,
+        chat_id: int,
+        doc_id: str,
+        sub_id: int | None,
+        alert: AlertLike | None,
+    ) -> bool:
+        if sub_id is not None:
+            live = conn.execute(
+                "SELECT 1 FROM subscriptions WHERE id = ? AND chat_id = ? AND paused = 0",
+                (sub_id, chat_id),
+            ).fetchone()
+            if live is None:
+                return False
+        a = alert
+        cur = conn.execute(
+            "INSERT OR IGNORE INTO alerts (chat_id, doc_id, subscription_id, topic, title, "
+            "source, url, date, quote, score, version, queued_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                chat_id,
+                doc_id,
+                sub_id,
+                a.topic if a else "",
+                a.title if a else "",
+                a.source if a else "",
+                a.url if a else "",
+                a.date if a else "",
+                a.quote if a else "",
+                float(a.score) if a else 0.0,
+                a.version if a else "",
+                utc_now(),
+            ),
+        )
+        return cur.rowcount == 1
+
+    def pending(self, chat_id: int | None = None) -> list[PendingAlert]:
+        """Queued alerts not yet sent, oldest first (all chats, or one)."""
+        query = f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE status = ?"
+        args: tuple[object, ...] = (PENDING,)
+        if chat_id is not None:
+            query += " AND chat_id = ?"
+            args += (chat_id,)
+        with self._read() as conn:
+            rows = conn.execute(query + " ORDER BY id", args).fetchall()
+        return [_pending(r) for r in rows]
+
+    def begin_attempt(self, alert_ids: Sequence[int]) -> None:
+        """Record that a send of these alerts starts now (call right before sending)."""
+        if not alert_ids:
+            return
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE alerts SET attempts = attempts + 1, last_attempt_at = ? "
+                f"WHERE status = ? AND id IN ({_placeholders(alert_ids)})",
+                (utc_now(), PENDING, *alert_ids),
+            )
+
+    def mark_sent(self, alert_ids: Sequence[int]) -> int:
+        """Record a successful send (call right after it); idempotent. Returns rows changed."""
+        return self._set_status(alert_ids, SENT, "")
+
+    def mark_failed(self, alert_ids: Sequence[int], reason: str) -> int:
+        """Give up on these alerts for good (a permanent error): they are never sent."""
+        return self._set_status(alert_ids, FAILED, reason)
+
+    def note_error(self, alert_ids: Sequence[int], error: str) -> None:
+        """Keep alerts pending after a transient error, remembering it."""
+        if not alert_ids:
+            return
+        with self._write() as conn:
+            conn.execute(
+                f"UPDATE alerts SET last_error = ? WHERE status = ? "
+                f"AND id IN ({_placeholders(alert_ids)})",
+                (error, PENDING, *alert_ids),
+            )
+
+    def _set_status(self, alert_ids: Sequence[int], status: str, reason: str) -> int:
+        if not alert_ids:
+            return 0
+        with self._write() as conn:
+            return self._retire(
+                conn, f"id IN ({_placeholders(alert_ids)})", tuple(alert_ids), status, reason
+            )
+
+    @staticmethod
+    def _retire(
+        conn: sqlite3.Connection,
+        where: str,
+        args: tuple[object, ...],
+        status: str,
+        reason: str,
+    ) -> int:
+        sent_at = utc_now() if status == SENT else None
+        return conn.execute(
+            f"UPDATE alerts SET status = ?, sent_at = ?, last_error = ? "
+            f"WHERE status = ? AND {where}",
+            (status, sent_at, reason, PENDING, *args),
+        ).rowcount
+
+    def was_alerted(self, chat_id: int, doc_id: str) -> bool:
+        """True when (chat, article) was ever queued (whatever became of it)."""
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT 1 FROM alerts WHERE chat_id = ? AND doc_id = ?", (chat_id, doc_id)
+            ).fetchone()
+        return row is not None
+
+    def status_of(self, chat_id: int, doc_id: str) -> str | None:
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT status FROM alerts WHERE chat_id = ? AND doc_id = ?", (chat_id, doc_id)
+            ).fetchone()
+        return row[0] if row else None
+
+    def sent_count(self, chat_id: int | None = None) -> int:
+        query = "SELECT COUNT(*) FROM alerts WHERE status = ?"
+        args: tuple[object, ...] = (SENT,)
+        if chat_id is not None:
+            query += " AND chat_id = ?"
+            args += (chat_id,)
+        with self._read() as conn:
+            return int(conn.execute(query, args).fetchone()[0])
+
+    # -- the cursor ---------------------------------------------------------------------
+
+    def cursor(self) -> str | None:
+        """The last change-log version whose new articles were matched (None: none yet)."""
+        with self._read() as conn:
+            return self._get_state(conn, "cursor")
+
+    def set_cursor(self, version: str, *, expected: str | None = None, force: bool = False) -> None:
+        """Move the cursor (compare-and-set against ``expected`` unless ``force``)."""
+        with self._write() as conn:
+            current = self._get_state(conn, "cursor")
+            if not force and current != expected:
+                raise AlertStateError(
+                    f"The alert cursor is {current}, not {expected}; it was not moved."
+                )
+            self._set_state(conn, "cursor", version)
+
+    @staticmethod
+    def _get_state(conn: sqlite3.Connection, key: str) -> str | None:
+        row = conn.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    @staticmethod
+    def _set_state(conn: sqlite3.Connection, key: str, value: str) -> None:
+        conn.execute(
+            "INSERT INTO state (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+
+def pending_changes(
+    changes: Sequence[Change], cursor: str | None, upto: str | None = None
+) -> list[Change]:
+    """The change-log entries after ``cursor``, up to and including version ``upto``.
+
+    ``upto`` is the version of the index in memory: later entries name articles
+    it does not hold yet, so they wait for the next call. A cursor missing from
+    the log (the index was deleted and rebuilt) resumes after the log's last full
+    rebuild; a cursor of None (first run) starts at the beginning.
+    """
+    versions = [c.version for c in changes]
+    if cursor is None:
+        start = 0
+    elif cursor in versions:
+        start = versions.index(cursor) + 1
+    else:
+        rebuilds = [i for i, c in enumerate(changes) if c.full_rebuild]
+        start = rebuilds[-1] if rebuilds else 0
+    end = len(changes)
+    if upto is not None:
+        if upto not in versions:
+            return []
+        end = versions.index(upto) + 1
+    return list(changes[start:end])

@@ -1,0 +1,245 @@
+"""The subscription store: topics, limits, the alert outbox and the cursor, in SQLite (WAL)."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from index.errors import NewsdeskError
+from index.store import Change
+from index.subscriptions import (
+    DB_NAME,
+    SCHEMA_VERSION,
+    AlertStateError,
+    BadTopicError,
+    DuplicateTopicError,
+    SubscriptionNotFoundError,
+    SubscriptionStore,
+    TooManyTopicsError,
+    clean_topic,
+    pending_changes,
+)
+
+
+@dataclass
+class FakeAlert:
+    subscription_id: int | None
+    chat_id: int | None
+    doc_id: str
+    topic: str = "topic"
+    title: str = "Title"
+    source: str = "BBC"
+    url: str = ""
+    date: str = ""
+    quote: str = "A quote."
+    score: float = 0.5
+    version: str = "v000002"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SubscriptionStore:
+    return SubscriptionStore.in_data_dir(tmp_path / "data")
+
+
+def test_add_list_remove(store: SubscriptionStore):
+    a = store.add(1, "  Russian troops   in Central Asia ", user_id=7)
+    b = store.add(1, "airline industry", user_id=7)
+    store.add(2, "airline industry", user_id=8)
+    assert a.topic == "Russian troops in Central Asia" and a.created_by == 7
+    assert [s.topic for s in store.list(1)] == [
+        "Russian troops in Central Asia",
+        "airline industry",
+    ]
+    removed = store.remove(1, a.id)
+    assert removed.id == a.id
+    assert [s.id for s in store.list(1)] == [b.id]
+    with pytest.raises(SubscriptionNotFoundError):
+        store.remove(1, a.id)
+    with pytest.raises(SubscriptionNotFoundError):
+        store.remove(2, b.id)  # another chat's topic
+    assert store.remove_all(1) == 1
+    assert store.list(1) == [] and len(store.list(2)) == 1
+
+
+def test_duplicate_topic_refused_per_chat(store: SubscriptionStore):
+    store.add(1, "Premier League football transfers", user_id=1)
+    with pytest.raises(DuplicateTopicError, match="already follows"):
+        store.add(1, "premier league  FOOTBALL transfers!", user_id=2)
+    store.add(2, "Premier League football transfers", user_id=3)  # other chat: fine
+
+
+def test_limits(tmp_path: Path):
+    store = SubscriptionStore(tmp_path / DB_NAME, max_topics=2, max_topic_chars=40)
+    store.add(1, "one topic", None)
+    store.add(1, "two topic", None)
+    with pytest.raises(TooManyTopicsError, match="most allowed"):
+        store.add(1, "three topic", None)
+    with pytest.raises(BadTopicError, match="under 40 characters"):
+        store.add(2, "x" * 41, None)
+    for bad in ("", "   ", "?!", "ab"):
+        with pytest.raises(BadTopicError):
+            store.add(2, bad, None)
+    assert issubclass(TooManyTopicsError, NewsdeskError)
+    assert clean_topic("a\x00b\tc  d") == "a b c d"
+
+
+def test_wal_mode_schema_version_and_reopen(tmp_path: Path):
+    store = SubscriptionStore.in_data_dir(tmp_path)
+    sub = store.add(5, "mobile phone technology", 9)
+    store.set_cursor("v000003")
+    assert store.journal_mode() == "wal"
+    reopened = SubscriptionStore.in_data_dir(tmp_path)
+    assert reopened.list(5) == [sub]
+    assert reopened.cursor() == "v000003"
+    conn = sqlite3.connect(tmp_path / DB_NAME)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(AlertStateError, match="schema version"):
+        SubscriptionStore.in_data_dir(tmp_path)
+
+
+def test_claim_and_mark_sent_never_twice(store: SubscriptionStore):
+    sub = store.add(1, "airline industry", 1)
+    assert store.claim(1, "bbc/business/001.txt", sub.id) is True
+    assert store.claim(1, "bbc/business/001.txt", sub.id) is False
+    [alert] = store.pending()
+    store.begin_attempt([alert.id])
+    assert store.mark_sent([alert.id]) == 1
+    assert store.mark_sent([alert.id]) == 0  # idempotent
+    assert store.pending() == []
+    # Sent once: never again, even for another topic of the same chat.
+    other = store.add(1, "aviation", 1)
+    assert store.claim(1, "bbc/business/001.txt", other.id) is False
+    assert store.status_of(1, "bbc/business/001.txt") == "sent"
+    assert store.sent_count(1) == 1
+
+
+def test_pending_survives_reopen_with_attempts(tmp_path: Path):
+    store = SubscriptionStore.in_data_dir(tmp_path)
+    sub = store.add(1, "airline industry", 1)
+    store.enqueue(
+        [FakeAlert(sub.id, 1, "a"), FakeAlert(sub.id, 1, "b")],
+        expected_cursor=None,
+        new_cursor="v000002",
+    )
+    store.begin_attempt([store.pending()[0].id])  # ... and the process dies here
+    again = SubscriptionStore.in_data_dir(tmp_path)
+    pending = again.pending()
+    assert [(p.doc_id, p.attempts) for p in pending] == [("a", 1), ("b", 0)]
+    assert pending[0].quote == "A quote." and pending[0].title == "Title"
+    assert again.cursor() == "v000002"
+
+
+def test_enqueue_is_atomic_with_cursor(store: SubscriptionStore):
+    sub = store.add(1, "airline industry", 1)
+    assert store.enqueue([FakeAlert(sub.id, 1, "a")], expected_cursor=None, new_cursor="v1") == 1
+    # A stale cursor (another process got there first): nothing is written.
+    with pytest.raises(AlertStateError):
+        store.enqueue([FakeAlert(sub.id, 1, "b")], expected_cursor=None, new_cursor="v2")
+    assert [p.doc_id for p in store.pending()] == ["a"] and store.cursor() == "v1"
+
+    # A failure half-way through rolls back the inserts and the cursor together.
+    class Broken:
+        subscription_id, chat_id, doc_id, topic = sub.id, 1, "c", "t"
+        title = source = url = date = quote = version = ""
+
+        @property
+        def score(self) -> float:
+            raise RuntimeError("disk on fire")
+
+    with pytest.raises(RuntimeError):
+        store.enqueue([FakeAlert(sub.id, 1, "b"), Broken()], expected_cursor="v1", new_cursor="v2")
+    assert [p.doc_id for p in store.pending()] == ["a"] and store.cursor() == "v1"
+
+
+def test_paused_chats_skipped_and_pending_dropped(store: SubscriptionStore):
+    a = store.add(1, "airline industry", 1)
+    b = store.add(2, "airline industry", 2)
+    store.claim(1, "x", a.id)
+    assert store.pause_chat(1, "Forbidden: bot was blocked by the user") == 1
+    assert [s.id for s in store.active()] == [b.id]
+    assert store.list(1)[0].paused and "blocked" in store.list(1)[0].paused_reason
+    assert store.pending() == []  # the blocked chat's queue is retired
+    assert store.status_of(1, "x") == "dropped"
+    # Matching for a paused chat queues nothing.
+    assert store.enqueue([FakeAlert(a.id, 1, "y")], expected_cursor=None, new_cursor="v1") == 0
+    # Subscribing again (the person is back) resumes the chat.
+    store.add(1, "mobile phone technology", 1)
+    assert {s.chat_id for s in store.active()} == {1, 2}
+
+
+def test_unsubscribe_drops_its_pending_alerts(store: SubscriptionStore):
+    a = store.add(1, "airline industry", 1)
+    b = store.add(1, "mobile phones", 1)
+    store.claim(1, "x", a.id)
+    store.claim(1, "y", b.id)
+    store.remove(1, a.id)
+    assert [p.doc_id for p in store.pending()] == ["y"]
+    store.remove_all(1)
+    assert store.pending() == []
+    # An alert for a removed subscription is not queued.
+    assert store.claim(1, "z", a.id) is False
+
+
+def test_mark_failed_and_transient_error(store: SubscriptionStore):
+    sub = store.add(1, "airline industry", 1)
+    store.claim(1, "x", sub.id)
+    store.claim(1, "y", sub.id)
+    x, y = store.pending()
+    store.note_error([x.id], "RetryAfter 5")
+    assert store.pending()[0].last_error == "RetryAfter 5"
+    store.mark_failed([y.id], "Bad Request: message is too long")
+    assert [p.doc_id for p in store.pending()] == ["x"]
+    assert store.claim(1, "y", sub.id) is False  # failed: never retried by re-matching
+
+
+def test_cursor_compare_and_set(store: SubscriptionStore):
+    assert store.cursor() is None
+    store.set_cursor("v000001")
+    with pytest.raises(AlertStateError):
+        store.set_cursor("v000005", expected="v000002")
+    store.set_cursor("v000002", expected="v000001")
+    assert store.cursor() == "v000002"
+
+
+def test_concurrent_claims_from_threads(tmp_path: Path):
+    store = SubscriptionStore.in_data_dir(tmp_path)
+    sub = store.add(1, "airline industry", 1)
+    wins: list[bool] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        other = SubscriptionStore.in_data_dir(tmp_path)
+        for doc in ("a", "b", "c"):
+            won = other.claim(1, doc, sub.id)
+            with lock:
+                wins.append(won)
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wins.count(True) == 3 and len(store.pending()) == 3
+
+
+def _change(version: str, added: list[str], *, full: bool = False) -> Change:
+    return Change(version, "2026-01-01T00:00:00+00:00", added, [], [], full)
+
+
+def test_pending_changes_helper():
+    log = [_change("v1", [], full=True), _change("v2", ["a"]), _change("v3", ["b"])]
+    assert [c.version for c in pending_changes(log, None)] == ["v1", "v2", "v3"]
+    assert [c.version for c in pending_changes(log, "v1")] == ["v2", "v3"]
+    assert pending_changes(log, "v3") == []
+    assert [c.version for c in pending_changes(log, "v1", upto="v2")] == ["v2"]
+    assert pending_changes(log, "v3", upto="v2") == []  # an index older than the cursor
+    assert pending_changes(log, "v1", upto="v9") == []  # the index is not in the log
+    # The index was deleted and rebuilt: resume after its last full rebuild.
+    rebuilt = [_change("v1", [], full=True), _change("v2", ["c"])]
+    assert [c.version for c in pending_changes(rebuilt, "v7")] == ["v1", "v2"]
