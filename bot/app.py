@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any
 from urllib.parse import urlparse
 
@@ -32,8 +32,33 @@ from newsdesk.settings import BotSettings
 log = logging.getLogger(__name__)
 
 App = Application[Any, Any, Any, Any, Any, Any]
+JSONDict = dict[str, Any]
 WATCHER = "newsdesk.watcher"
 ADMIN_ONLY = {"reindex"}
+
+
+class FloodLimiter(AIORateLimiter):
+    """PTB's limiter for Telegram's flood limits, minus chat actions.
+
+    The limits (30 messages/s overall, 20 per minute in a group) are about messages; a
+    "typing…" call counted against them would halve how many answers a group gets per
+    minute. A chat action that Telegram refuses (429) is simply not shown.
+    """
+
+    async def process_request(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, bool | JSONDict | list[JSONDict]]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: int | None,
+    ) -> bool | JSONDict | list[JSONDict]:
+        if endpoint == "sendChatAction":
+            return await callback(*args, **kwargs)
+        return await super().process_request(
+            callback, args, kwargs, endpoint, data, rate_limit_args
+        )
 
 
 def file_url_for(base_url: str) -> str:
@@ -69,13 +94,15 @@ def build_application(
     plugins: Sequence[BotPlugin] = (),
     embedder: Embedder | None = None,
     announce: bool = False,
+    flood_limit: bool = True,
 ) -> App:
     """The bot, ready for run_polling/run_webhook (or ``running`` in tests and scripts).
 
     The model and index load in post_init (``embedder`` skips loading the model, e.g. in
     tests); a watcher task then checks for new index versions every
     ``settings.bot_reload_interval`` seconds. ``plugins`` add handlers, hooks and commands
-    (see bot.plugins).
+    (see bot.plugins). ``flood_limit=False`` drops PTB's AIORateLimiter (Telegram's 30
+    requests/s), for measuring the bot alone against the local test server.
     """
 
     async def post_init(app: App) -> None:
@@ -121,17 +148,18 @@ def build_application(
         if isinstance(services, BotServices):
             services.close()
 
-    app: App = (
+    builder = (
         ApplicationBuilder()
         .token(settings.telegram_token.get_secret_value())
         .base_url(settings.telegram_base_url)
         .base_file_url(file_url_for(settings.telegram_base_url))
-        .rate_limiter(AIORateLimiter(max_retries=3))
         .concurrent_updates(True)
         .post_init(post_init)
         .post_shutdown(post_shutdown)
-        .build()
     )
+    if flood_limit:  # waits out Telegram's limits and retries after a 429's retry_after
+        builder = builder.rate_limiter(FloodLimiter(max_retries=3))
+    app: App = builder.build()
     add_core_handlers(app)
     for plugin in plugins:
         if plugin.setup is not None:
