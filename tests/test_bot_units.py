@@ -234,3 +234,11 @@ def test_python_dash_m_bot_is_the_same_entry_point(tmp_path: Path) -> None:
     )
     assert done.returncode == EXIT_CONFIG
     assert b"NEWSDESK_TELEGRAM_TOKEN is empty" in done.stderr
+
+
+def test_env_example_has_a_commented_line_for_every_setting() -> None:
+    lines = (Path(__file__).resolve().parents[1] / ".env.example").read_text().splitlines()
+    listed = {line[2:].split("=", 1)[0] for line in lines if line.startswith("# NEWSDESK_")}
+    fields = {f"NEWSDESK_{name.upper()}" for name in BotSettings.model_fields}
+    assert fields - listed == set(), "add these to .env.example"
+    assert not [line for line in lines if line.startswith("NEWSDESK_")]  # all commented out
