@@ -126,14 +126,119 @@ def resolve_model(name: str, data_dir: Path) -> tuple[Path | str, str]:
     return name, name
 
 
-def load_embedder(name: str, data_dir: Path, *, backend: str = "torch") -> Embedder:
-    """Build the embedder the settings ask for. ``hashing`` is the test/demo embedder."""
+BACKENDS = ("auto", "torch", "torch-bf16", "onnx", "onnx-int8")
+
+
+def _onnx_runtime_available() -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "tokenizers"))
+
+
+def _can_export() -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in ("torch", "transformers", "onnx"))
+
+
+def backend_fingerprint(fingerprint: str, backend: str) -> str:
+    """The index fingerprint of a backend: the weights' hash unless its vectors differ.
+
+    torch fp32, torch bf16 autocast and ONNX fp32 give the same vectors (cosine >= 0.9999,
+    same neighbours; tested), so an index built with one is read by the others. int8
+    vectors are measurably different: an int8 index is its own kind.
+    """
+    if backend == "onnx-int8":
+        from index.embedders.onnx import INT8_SUFFIX
+
+        return fingerprint + INT8_SUFFIX
+    return fingerprint
+
+
+def choose_backend(backend: str, source: Path | str, fingerprint: str, data_dir: Path) -> str:
+    """Resolve ``auto``: ONNX Runtime fp32 where it can run (measured faster, same vectors),
+    else torch. An explicit backend is returned as is (after a check of its name)."""
+    if backend not in BACKENDS:
+        raise ModelError(
+            f"Unknown embedding backend {backend!r}: use one of {', '.join(BACKENDS)}."
+        )
+    if backend != "auto":
+        return backend
+    if not isinstance(source, Path) or not _onnx_runtime_available():
+        return "torch"
+    from index.embedders.onnx import cached_onnx_model, supports_onnx
+
+    if not supports_onnx(source):
+        return "torch"
+    if cached_onnx_model(data_dir, fingerprint) is not None or _can_export():
+        return "onnx"
+    return "torch"
+
+
+def load_embedder(
+    name: str,
+    data_dir: Path,
+    *,
+    backend: str = "auto",
+    threads: int | None = None,
+    lazy: bool = False,
+) -> Embedder:
+    """Build the embedder the settings ask for. ``hashing`` is the test/demo embedder.
+
+    ``backend``: ``auto`` (ONNX Runtime fp32 when available, else torch), ``torch``
+    (sentence-transformers fp32), ``torch-bf16`` (the same under bf16 autocast),
+    ``onnx`` (ONNX Runtime fp32 on a local export, made once and cached under
+    ``data_dir/onnx``), ``onnx-int8`` (lossy, opt-in; its own fingerprint).
+    ``lazy``: return at once an embedder whose name, fingerprint and dimension are
+    known but whose model is loaded on the first ``embed`` (no torch import before).
+    """
     if name == "hashing" or name.startswith("hashing:"):
         from index.embedders.hashing import HashingEmbedder
 
         dim = int(name.split(":", 1)[1]) if ":" in name else 256
         return HashingEmbedder(dim)
+    data_dir = Path(data_dir)
     source, fingerprint = resolve_model(name, data_dir)
+    if backend not in BACKENDS:
+        raise ModelError(
+            f"Unknown embedding backend {backend!r}: use one of {', '.join(BACKENDS)}."
+        )
+    if lazy:
+        from index.embedders.lazy import LazyEmbedder
+
+        dimension = None
+        if isinstance(source, Path):
+            from index.embedders.onnx import model_dimension
+
+            try:
+                dimension = model_dimension(source)
+            except ModelError:
+                dimension = None
+        return LazyEmbedder(
+            name=name,
+            fingerprint=backend_fingerprint(fingerprint, backend),
+            dimension=dimension,
+            factory=lambda: load_embedder(name, data_dir, backend=backend, threads=threads),
+        )
+    chosen = choose_backend(backend, source, fingerprint, data_dir)
+    if chosen in ("onnx", "onnx-int8"):
+        if not isinstance(source, Path):
+            raise ModelError(
+                f"The ONNX backend needs a local model folder; {name!r} is not one. "
+                "Use NEWSDESK_EMBEDDING_BACKEND=torch."
+            )
+        from index.embedders.onnx import OnnxEmbedder, ensure_onnx_model
+
+        onnx_path = ensure_onnx_model(source, fingerprint, data_dir, int8=chosen == "onnx-int8")
+        return OnnxEmbedder(
+            onnx_path,
+            source,
+            name=name,
+            fingerprint=backend_fingerprint(fingerprint, chosen),
+            threads=threads,
+        )
     from index.embedders.sentence_transformer import SentenceTransformerEmbedder
 
-    return SentenceTransformerEmbedder(source, name=name, fingerprint=fingerprint)
+    return SentenceTransformerEmbedder(
+        source,
+        name=name,
+        fingerprint=fingerprint,
+        precision="bf16" if chosen == "torch-bf16" else "fp32",
+        threads=threads,
+    )
