@@ -34,7 +34,7 @@ from index.types import Passage
 log = logging.getLogger(__name__)
 
 # Calibrated for all-MiniLM-L6-v2 on ../shared/corpus (docs/alerts.md).
-DEFAULT_THRESHOLD = 0.40
+DEFAULT_THRESHOLD = 0.38
 # The hashing test embedder has its own scale (shared words, not meaning).
 THRESHOLDS = {"hashing": 0.15}
 MAX_QUOTE_CHARS = 400
