@@ -11,7 +11,9 @@ from index.answer import AnswerExtractor, answer_type, content_terms
 from index.embedders.hashing import HashingEmbedder
 from index.types import Hit, Passage
 
-SEED = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "seed" / "tca-shoigu-dushanbe.txt"
+SEED = (
+    Path(__file__).resolve().parents[2] / "shared" / "corpus" / "seed" / "tca-shoigu-dushanbe.txt"
+)
 SEED_DOC = "seed/tca-shoigu-dushanbe.txt"
 
 # A small stand-in with the same shape as the seed article, for when ../shared is absent.
@@ -163,7 +165,9 @@ def test_shifted_offset_is_declined(seed, extractor) -> None:
     articles, passages = seed
     lease = next(p for p in passages if "2042" in p.text)
     shifted = replace(lease, start=lease.start + 3)
-    answer = extractor.extract("when does the base lease end?", _hits([shifted]), articles.__getitem__)
+    answer = extractor.extract(
+        "when does the base lease end?", _hits([shifted]), articles.__getitem__
+    )
     assert not answer.answered
 
 

@@ -28,7 +28,7 @@ def test_spans_slice_sentences_without_outer_whitespace() -> None:
         "Lazio paid £16.5m for him in 2001.",
         "The record stands at eight minutes, 04.69 seconds in total.",
         "He paused... and then he went on.",
-        "\"Why not?\" he asked the crowd.",
+        '"Why not?" he asked the crowd.',
     ],
 )
 def test_does_not_split_inside_a_sentence(text: str) -> None:
@@ -72,7 +72,10 @@ def test_abbreviation_at_the_end_of_a_sentence_before_a_new_one() -> None:
 
 def test_numbers_end_sentences() -> None:
     text = "The base will stay until 2042. Visiting Tajikistan, he spoke."
-    assert split_sentences(text) == ["The base will stay until 2042.", "Visiting Tajikistan, he spoke."]
+    assert split_sentences(text) == [
+        "The base will stay until 2042.",
+        "Visiting Tajikistan, he spoke.",
+    ]
 
 
 def test_seed_article_sentences() -> None:
