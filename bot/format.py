@@ -228,28 +228,29 @@ NO_MORE = "There are no more sources for this question."
 
 # ---- other messages ---------------------------------------------------------------------
 
-_CAPS = re.compile(r"(?:[A-Z][\w'’.-]*|\d[\w.,]*)(?:\s+(?:[A-Z][\w'’.-]*|\d[\w.,]*))*")
+_NAME = re.compile(r"[A-Z][\w'’.-]*(?:\s+(?:[A-Z][\w'’.-]*|\d[\w.,]*))*")
 
 
 def example_questions(titles: Sequence[str], n: int = 3) -> list[str]:
     """A few questions built from article titles: 'What does the archive say about X?'.
 
-    X is the longest run of capitalised words (a name) in the title, after its first
-    word when possible; titles without one are skipped. One question per distinct name.
+    X is a name in the title: a run of capitalised words (digits may follow, as in
+    "PlayStation 3"), the longest, then the earliest. A title's lone first word is no
+    evidence of a name (titles start with a capital), so a title offering nothing else is
+    skipped. One question per distinct name.
     """
     out: list[str] = []
     seen: set[str] = set()
     for title in titles:
         title = " ".join(title.split())
-        if not title:
+        runs = [
+            (m.start(), m.group().rstrip(" .,;:'’"))
+            for m in _NAME.finditer(title)
+            if not (m.start() == 0 and " " not in m.group().strip())
+        ]
+        if not runs:
             continue
-        first_word_end = len(title.split(" ", 1)[0])
-        runs = [m for m in _CAPS.finditer(title) if m.group().strip()]
-        later = [m for m in runs if m.start() >= first_word_end]
-        pick = max(later or runs, key=lambda m: len(m.group()), default=None)
-        if pick is None:
-            continue
-        name = pick.group().strip(" .,")
+        _, name = max(runs, key=lambda r: (len(r[1].split()), -r[0]))
         if len(name) < 3 or name.lower() in seen:
             continue
         seen.add(name.lower())

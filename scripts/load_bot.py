@@ -201,7 +201,8 @@ async def main_async(args: argparse.Namespace) -> int:
     )
     replies = len(latencies)
     print(
-        f"{args.questions} questions from {args.chats} chats: {replies} replies in {wall:.1f} s "
+        f"{args.questions} questions from {args.chats} chat{'s' if args.chats != 1 else ''}: "
+        f"{replies} replies in {wall:.1f} s "
         f"({replies / wall:.1f} replies/s)"
     )
     print(

@@ -301,19 +301,27 @@ def test_fit_trims_to_one_message() -> None:
 # ---- other messages ---------------------------------------------------------------------
 
 
-def test_example_questions_come_from_titles() -> None:
+def test_example_questions_come_from_names_in_titles() -> None:
     titles = [
         "Rangers win Old Firm derby at Celtic Park",
+        "Iraqi insurgency continues unabated, new hopes for a cabinet",  # no name but word 1
         "Cell chip to power PlayStation 3",
-        "Russian defense minister visits Dushanbe",
+        "8.8 magnitude earthquake hits Chile; tsunami warnings throughout Pacific rim",
         "all lower case title",
-        "Rangers beat Celtic at Celtic Park again",
+        "Lib Dems stress Budget trust gap",
+        "Rivals of the £400 Apple...",
+        "Celtic beat Rangers at Old Firm again",  # a name already suggested
+        "Security warning over 'FBI virus'",
     ]
-    assert fmt.example_questions(titles, 5) == [
-        "What does the archive say about Celtic Park?",
+    assert fmt.example_questions(titles, 10) == [
+        "What does the archive say about Old Firm?",
         "What does the archive say about PlayStation 3?",
-        "What does the archive say about Dushanbe?",
+        "What does the archive say about Chile?",
+        "What does the archive say about Lib Dems?",
+        "What does the archive say about Apple?",
+        "What does the archive say about FBI?",
     ]
+    assert len(fmt.example_questions(titles, 2)) == 2
 
 
 def test_help_stats_reindex_and_limits_parse() -> None:
