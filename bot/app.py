@@ -127,7 +127,7 @@ def build_application(
             m = services.engine.index.manifest
             print(
                 f"Newsdesk bot @{app.bot.username} is running: index {m.version}, "
-                f"{m.articles:,} articles, {m.passages:,} passages. Ctrl+C stops it.",
+                f"{m.articles:,} article(s), {m.passages:,} passages. Ctrl+C stops it.",
                 file=sys.stderr,
                 flush=True,
             )
