@@ -6,8 +6,9 @@ Kinds (``FaissStore.kind``, written in the manifest):
 ``hnsw``         an HNSW graph over the full vectors (``IndexHNSWFlat``).
 ``hnsw-refine``  an HNSW graph over 8-bit scalar-quantised vectors, whose top
                  ``k * k_factor`` candidates are re-ranked exactly against the full
-                 vectors (``IndexRefineFlat``): faster to build and to walk than
-                 ``hnsw`` at a million passages, and exact in its final order.
+                 vectors (``IndexRefineFlat``): exact scores in its final order.
+``ivf``          an inverted file (``IndexIVFFlat``): k-means lists, ``nprobe`` of them
+                 scanned exactly per query; trained on a sample when first filled.
 
 Single queries search with one OpenMP thread: on a 2-core machine FAISS's threads
 otherwise fight the encoder's for the same cores (see ``docs/benchmarks.md``).
@@ -54,6 +55,8 @@ def _kind_of(index: faiss.Index) -> str:
         return "hnsw-refine"
     if isinstance(inner, faiss.IndexHNSW):
         return "hnsw"
+    if isinstance(inner, faiss.IndexIVF):
+        return "ivf"
     return "flat"
 
 
@@ -105,6 +108,27 @@ class FaissStore(VectorStore):
         store.kind = "hnsw-refine"
         return store
 
+    @classmethod
+    def ivf(
+        cls,
+        dimension: int,
+        nlist: int = 1024,
+        nprobe: int = 16,
+        train_per_list: int = 32,
+        kmeans_iterations: int = 10,
+    ) -> FaissStore:
+        """Exact scan of the ``nprobe`` nearest of ``nlist`` k-means lists."""
+        quantizer = faiss.IndexFlatIP(dimension)
+        inner = faiss.IndexIVFFlat(quantizer, dimension, nlist, faiss.METRIC_INNER_PRODUCT)
+        inner.nprobe = nprobe
+        inner.cp.niter = kmeans_iterations
+        inner.cp.max_points_per_centroid = train_per_list
+        inner.cp.seed = 1234
+        store = cls(faiss.IndexIDMap2(inner))
+        store._keep = quantizer
+        store.kind = "ivf"
+        return store
+
     # -- search parameters -------------------------------------------------------------
 
     def _hnsw(self) -> faiss.IndexHNSW | None:
@@ -125,6 +149,17 @@ class FaissStore(VectorStore):
             hnsw.hnsw.efSearch = int(value)
 
     @property
+    def nprobe(self) -> int | None:
+        inner = _unwrap(self._index)
+        return int(inner.nprobe) if isinstance(inner, faiss.IndexIVF) else None
+
+    @nprobe.setter
+    def nprobe(self, value: int) -> None:
+        inner = _unwrap(self._index)
+        if isinstance(inner, faiss.IndexIVF):
+            inner.nprobe = int(value)
+
+    @property
     def k_factor(self) -> float | None:
         inner = _unwrap(self._index)
         return float(inner.k_factor) if isinstance(inner, faiss.IndexRefine) else None
@@ -142,8 +177,19 @@ class FaissStore(VectorStore):
             vectors = np.ascontiguousarray(vectors, dtype=np.float32)
             inner = _unwrap(self._index)
             if not inner.is_trained:
-                inner.train(vectors)
+                inner.train(self._training_sample(inner, vectors))
             self._index.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
+
+    @staticmethod
+    def _training_sample(inner: faiss.Index, vectors: np.ndarray) -> np.ndarray:
+        """A fixed random sample, as large as the k-means will use (its own cap)."""
+        if not isinstance(inner, faiss.IndexIVF):
+            return vectors
+        cap = int(inner.nlist) * int(inner.cp.max_points_per_centroid)
+        if len(vectors) <= cap:
+            return vectors
+        rows = np.random.default_rng(1234).choice(len(vectors), cap, replace=False)
+        return np.ascontiguousarray(vectors[np.sort(rows)])
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         queries = np.ascontiguousarray(queries, dtype=np.float32)

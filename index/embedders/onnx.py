@@ -342,7 +342,7 @@ class OnnxEmbedder(Embedder):
         fingerprint: str,
         dimension: int | None = None,
         threads: int | None = None,
-        spin: bool = False,
+        spin: bool = True,
     ) -> None:
         try:
             import onnxruntime as ort
