@@ -73,12 +73,37 @@ class Engine:
         question = clean_question(question, self.max_question_chars)
         return self.retriever.search(question, k=k, mode=mode)
 
-    def ask(self, question: str, k: int = 5, mode: Mode = "hybrid") -> Answer:
-        """Answer with a verbatim quote and its source, or decline with related passages."""
+    def ask(
+        self,
+        question: str,
+        k: int = 5,
+        mode: Mode = "hybrid",
+        *,
+        prefer_doc_id: str | None = None,
+    ) -> Answer:
+        """Answer with a verbatim quote and its source, or decline with related passages.
+
+        With ``prefer_doc_id`` (a reply to an alert about that article), the article's
+        own passages are tried first; the whole archive answers when they don't.
+        """
         question = clean_question(question, self.max_question_chars)
         hits = self.retriever.search(question, k=max(k, 10), mode=mode)
+        if prefer_doc_id and prefer_doc_id in self.index.articles:
+            own = self.retriever.within(question, prefer_doc_id, k=5)
+            answer = self.extractor.extract(question, own, self.index.article_text)
+            if answer.answered:
+                return self._shown(answer, own + hits, k)
         answer = self.extractor.extract(question, hits, self.index.article_text)
-        shown = answer.hits[:k] if answer.hits else hits[:k]
+        return self._shown(answer, hits, k)
+
+    @staticmethod
+    def _shown(answer: Answer, hits: list[Hit], k: int) -> Answer:
+        ranked: list[Hit] = []
+        seen: set[int] = set()
+        for hit in answer.hits or hits:
+            if hit.passage.passage_id not in seen:
+                seen.add(hit.passage.passage_id)
+                ranked.append(hit)
         return Answer(
             question=answer.question,
             answered=answer.answered,
@@ -86,5 +111,5 @@ class Engine:
             highlight=answer.highlight,
             passage=answer.passage,
             confidence=answer.confidence,
-            hits=shown,
+            hits=ranked[:k],
         )

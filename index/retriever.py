@@ -7,7 +7,7 @@ from typing import Literal
 import numpy as np
 
 from index.embedders.base import Embedder
-from index.store import LoadedIndex
+from index.store import LoadedIndex, load_vectors
 from index.types import Hit
 
 Mode = Literal["hybrid", "dense", "bm25"]
@@ -82,5 +82,19 @@ class Retriever:
                 dense_score=dense_scores.get(i),
                 lexical_score=lexical_scores.get(i),
             )
+            for rank, i in enumerate(order, 1)
+        ]
+
+    def within(self, query: str, doc_id: str, k: int = 5) -> list[Hit]:
+        """Rank one article's passages for a query by cosine, best first."""
+        own = [p for p in self.index.passages if p.doc_id == doc_id]
+        if not own:
+            return []
+        matrix = load_vectors(self.index.path)
+        query_vector = self.embedder.embed([query])[0]
+        scores = np.asarray(matrix[[p.passage_id for p in own]]) @ query_vector
+        order = np.argsort(-scores, kind="stable")[:k]
+        return [
+            Hit(own[i], float(scores[i]), rank, dense_score=float(scores[i]))
             for rank, i in enumerate(order, 1)
         ]

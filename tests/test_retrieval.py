@@ -55,3 +55,19 @@ def test_lexical_index_round_trips(tmp_path: Path):
     lexical.save(tmp_path)
     again = LexicalIndex.load(tmp_path)
     assert again.search("beta", 5) == lexical.search("beta", 5)
+
+
+def test_ask_prefers_the_article_a_reply_is_about(small_corpus: Path, tmp_path: Path):
+    from index.embedders.hashing import HashingEmbedder
+    from index.engine import Engine
+
+    embedder = HashingEmbedder(256)
+    reindex([small_corpus], tmp_path / "idx", embedder)
+    engine = Engine.create(load_index(tmp_path / "idx"), embedder)
+    within = engine.retriever.within("how many troops", "tca/base.txt", k=5)
+    assert within and {h.passage.doc_id for h in within} == {"tca/base.txt"}
+    answer = engine.ask("how many troops are stationed there?", prefer_doc_id="tca/base.txt")
+    assert answer.answered and "7,000" in answer.quote
+    assert answer.passage is not None and answer.passage.doc_id == "tca/base.txt"
+    ids = [h.passage.passage_id for h in answer.hits]
+    assert len(ids) == len(set(ids))
