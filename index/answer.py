@@ -30,7 +30,7 @@ Features of a candidate sentence (all in [0, 1]; question words are weighted 1.0
 
 Score = confidence, clipped to [0, 1] (weights in ``WEIGHTS``)::
 
-    0.15 dense + 0.20 lex_ctx + 0.30 type + 0.20 near + 0.10 prev_lex + 0.05 rank
+    0.10 dense + 0.25 lex_ctx + 0.30 type + 0.20 near + 0.10 prev_lex + 0.05 rank
 
 (``lex`` and ``focus`` are computed for calibration but weigh 0: on the dev set
 they favour the sentence that restates the question over the one that answers it.)
@@ -74,15 +74,15 @@ def _wordset(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
-DEFAULT_THRESHOLD = 0.58
+DEFAULT_THRESHOLD = 0.56
 MAX_CANDIDATES = 40
 MIN_SENTENCE_WORDS = 3
 PROXIMITY_WORDS = 6
 
 WEIGHTS: dict[str, float] = {
-    "dense": 0.15,
+    "dense": 0.10,
     "lex": 0.0,
-    "lex_ctx": 0.20,
+    "lex_ctx": 0.25,
     "focus": 0.0,
     "type": 0.30,
     "near": 0.20,
@@ -335,7 +335,8 @@ _QUANTITY_FIT: dict[str, dict[str, float]] = {
     "measure": {"money": 0.3, "percent": 0.3, "measure": 1.0, "plain": 0.6, "word": 0.5},
     "number": {"money": 0.8, "percent": 0.8, "measure": 0.8, "plain": 1.0, "word": 0.8},
 }
-_CAP_WORD = r"[A-Z][\w'’&.\-]*\w|[A-Z]"
+_UPPER = "A-ZÀ-ÖØ-Þ"
+_CAP_WORD = rf"[{_UPPER}][\w'’&.\-]*\w|[{_UPPER}]"
 _CAP_SEQ_RE = re.compile(
     rf"\b(?:{_CAP_WORD})(?:\s+(?:(?:de|da|del|der|van|von|al|bin|le|la|of|and|the)\s+)?"
     rf"(?:{_CAP_WORD}))*"
@@ -357,8 +358,10 @@ _ROLE_WORDS = _wordset(
     boss director leader judge prime foreign defense defence home interior finance deputy
     vice executive spokesman spokeswoman chancellor governor senator mayor ambassador
     commissioner head captain striker midfielder defender goalkeeper agent lawyer
-    attorney officer mp mep king queen prince princess pope the a an former ex"""
+    attorney officer mp mep king queen prince princess pope former ex assistant
+    constable inspector detective sergeant superintendent professor dr mr mrs ms miss"""
 )
+_QUOTED_RE = re.compile(r"(?<!\w)[\"“‘']([^\"”’'\n]{2,60}?)[\"”’'](?!\w)")
 _ORG_WORDS = _wordset(
     """society court foundation bank group party council commission committee university
     agency department office service association union company corporation corp inc ltd
@@ -410,7 +413,7 @@ def _trim_name(sentence: str, start: int, end: int, question: set[str]) -> tuple
     for i, part in enumerate(parts):
         word = part.group(0).strip(",.")
         low = _normalise_text(word).replace("'", "")
-        if low in _ROLE_WORDS or _in_terms(low, question):
+        if low in _ROLE_WORDS or _in_terms(low, question) or (i == keep and low == "the"):
             keep = i + 1
     if keep >= len(parts):
         return start, start
@@ -420,7 +423,7 @@ def _trim_name(sentence: str, start: int, end: int, question: set[str]) -> tuple
 
 
 def _in_terms(text: str, terms: set[str]) -> bool:
-    toks = tokens(text)
+    toks = tokens(re.sub(r"['’]s?$", "", text.strip(" ,.;:")))
     if not toks:
         return False
     return all(stem(t) in terms or t in terms for t in toks)
@@ -476,7 +479,7 @@ def type_matches(kind: str | None, sentence: str, question_terms: set[str]) -> l
                 strength *= 0.5  # "Broadcasters should ..." is no name
             found.append(_Match(value, s, strength))
         if kind == "entity":
-            for m in re.finditer(r"[\"“‘']([^\"”’']{2,60})[\"”’']", sentence):
+            for m in _QUOTED_RE.finditer(sentence):
                 if not _in_terms(m.group(1), question_terms):
                     found.append(_Match(m.group(1), m.start(1), 1.0))
     elif kind == "reason":
@@ -693,6 +696,9 @@ class AnswerExtractor:
         prev = max(before, key=lambda c: c.end)
         if prev.text != best.previous or prev.features.get("lex", 0.0) <= best.features["lex"]:
             return best.start, best.end
+        base = best.passage.start
+        if "\n" in best.passage.text[prev.end - base : best.start - base]:
+            return best.start, best.end  # never quote across a paragraph break
         return prev.start, best.end
 
     def _highlight(self, best: Candidate, quote: str, quote_start: int, q_terms: set[str]) -> str:
