@@ -270,3 +270,39 @@ def test_typos_still_match(seed, extractor) -> None:
     )
     assert answer.answered
     assert "7,000" in answer.quote
+
+
+def _single(doc_id: str, text: str) -> tuple[dict[str, str], list[Hit]]:
+    return {doc_id: text}, _hits(_passages(doc_id, text))
+
+
+def test_pronoun_led_answer_is_quoted_with_the_sentence_before() -> None:
+    text = (
+        "Acme shake-up\n\n"
+        "Acme chairman John Smith resigned on Monday over the accounts scandal. "
+        "He was replaced by Jane Doe, the finance director."
+    )
+    articles, hits = _single("acme.txt", text)
+    extractor = AnswerExtractor(HashingEmbedder(), threshold=0.2)
+    answer = extractor.extract("who replaced acme chairman john smith?", hits, articles.__getitem__)
+    assert answer.answered
+    assert answer.quote.startswith("Acme chairman John Smith resigned")
+    assert answer.quote.endswith("the finance director.")
+    assert answer.highlight == "Jane Doe"
+    assert answer.quote in text
+
+
+def test_neighbour_is_never_joined_across_a_paragraph_break() -> None:
+    text = (
+        "Acme shake-up\n\n"
+        "Acme chairman John Smith resigned on Monday over the accounts scandal.\n"
+        "He was replaced by Jane Doe, the finance director."
+    )
+    articles, _ = _single("acme.txt", text)
+    passage = Passage(0, "acme.txt", "Acme shake-up", text[15:], 15, 0)
+    extractor = AnswerExtractor(HashingEmbedder(), threshold=0.2)
+    answer = extractor.extract(
+        "who replaced acme chairman john smith?", _hits([passage]), articles.__getitem__
+    )
+    assert answer.answered
+    assert answer.quote == "He was replaced by Jane Doe, the finance director."
