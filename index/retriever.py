@@ -28,7 +28,7 @@ class Retriever:
         embedder: Embedder,
         *,
         candidates: int = 50,
-        rrf_k: int = 60,
+        rrf_k: int = 20,
     ) -> None:
         self.index = index
         self.embedder = embedder
@@ -73,7 +73,8 @@ class Retriever:
         for ranking in (dense, lexical):
             for rank, (i, _) in enumerate(ranking, 1):
                 fused[i] = fused.get(i, 0.0) + 1.0 / (self.rrf_k + rank)
-        order = sorted(fused, key=lambda i: (-fused[i], i))[:k]
+        dense_rank = {i: rank for rank, (i, _) in enumerate(dense, 1)}
+        order = sorted(fused, key=lambda i: (-fused[i], dense_rank.get(i, depth + 1), i))[:k]
         return [
             Hit(
                 passages[i],
