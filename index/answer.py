@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from index.embedders.base import Embedder
+from index.sentence_vectors import SentenceVectors
 from index.sentences import sentence_spans
 from index.types import Answer, Hit, Passage
 
@@ -538,10 +539,25 @@ class AnswerExtractor:
     # -- public -------------------------------------------------------------
 
     def extract(
-        self, question: str, hits: Sequence[Hit], article_text: Callable[[str], str]
+        self,
+        question: str,
+        hits: Sequence[Hit],
+        article_text: Callable[[str], str],
+        *,
+        query_vector: np.ndarray | None = None,
+        sentence_vectors: SentenceVectors | None = None,
     ) -> Answer:
+        """Pick the answering sentence, or decline. ``query_vector`` (the question's
+        embedding) and ``sentence_vectors`` (stored at index time) spare the embedder:
+        only sentences without a stored vector are embedded here."""
         hits = list(hits)
-        candidates = self.score_sentences(question, hits, article_text)
+        candidates = self.score_sentences(
+            question,
+            hits,
+            article_text,
+            query_vector=query_vector,
+            sentence_vectors=sentence_vectors,
+        )
         eligible = [c for c in candidates if c.eligible]
         if not eligible:
             return Answer(question, answered=False, hits=hits, confidence=0.0)
@@ -575,7 +591,13 @@ class AnswerExtractor:
         )
 
     def score_sentences(
-        self, question: str, hits: Sequence[Hit], article_text: Callable[[str], str]
+        self,
+        question: str,
+        hits: Sequence[Hit],
+        article_text: Callable[[str], str],
+        *,
+        query_vector: np.ndarray | None = None,
+        sentence_vectors: SentenceVectors | None = None,
     ) -> list[Candidate]:
         """Every candidate sentence of the top passages with its features and score.
 
@@ -613,8 +635,7 @@ class AnswerExtractor:
             ctx_terms = [ctx_terms[i] for i in keep]
             prev_terms = [prev_terms[i] for i in keep]
 
-        vectors = self.embedder.embed([question] + [c.text for c in candidates])
-        dense = np.clip(vectors[1:] @ vectors[0], 0.0, 1.0)
+        dense = self._dense(question, candidates, query_vector, sentence_vectors)
 
         for i, cand in enumerate(candidates):
             terms = sent_terms[i]
@@ -642,6 +663,34 @@ class AnswerExtractor:
         return candidates
 
     # -- internals ----------------------------------------------------------
+
+    def _dense(
+        self,
+        question: str,
+        candidates: list[Candidate],
+        query_vector: np.ndarray | None,
+        stored: SentenceVectors | None,
+    ) -> np.ndarray:
+        """Cosine of each candidate to the question, embedding only what isn't stored."""
+        vectors: list[np.ndarray | None] = [
+            stored.get(c.passage.passage_id, c.start - c.passage.start, c.end - c.passage.start)
+            if stored is not None
+            else None
+            for c in candidates
+        ]
+        missing = [i for i, v in enumerate(vectors) if v is None]
+        texts = ([] if query_vector is not None else [question]) + [
+            candidates[i].text for i in missing
+        ]
+        embedded = self.embedder.embed(texts) if texts else None
+        if query_vector is None:
+            assert embedded is not None
+            query_vector, embedded = embedded[0], embedded[1:]
+        for n, i in enumerate(missing):
+            assert embedded is not None
+            vectors[i] = embedded[n]
+        matrix = np.asarray(vectors, dtype=np.float32).reshape(len(candidates), -1)
+        return np.clip(matrix @ np.asarray(query_vector, dtype=np.float32), 0.0, 1.0)
 
     def _candidates(
         self, hits: Sequence[Hit], article_text: Callable[[str], str]

@@ -17,6 +17,7 @@ from index.embedders.base import Embedder
 from index.errors import CorpusError, NewsdeskError
 from index.lexical import LexicalIndex
 from index.passages import passage_hash, passage_spans
+from index.sentence_vectors import plan_sentences
 from index.store import (
     Change,
     StoredArticle,
@@ -50,6 +51,7 @@ class ReindexReport:
     duplicates: list[Skipped] = field(default_factory=list)
     passages: int = 0
     embedded: int = 0
+    sentences_embedded: int = 0
     reused: int = 0
     full_rebuild: bool = False
     reason: str = ""
@@ -108,6 +110,7 @@ def _reindex_locked(
         )
 
     old_vectors: dict[str, np.ndarray] = {}
+    old_sentences: dict[str, list[tuple[int, int, np.ndarray]]] = {}
     old_articles: dict[str, str] = {}
     old_hashes: set[str] = set()
     previous = current_version_path(index_dir)
@@ -118,6 +121,10 @@ def _reindex_locked(
             matrix = load_vectors(old.path)
             for passage in old.passages:
                 old_vectors[passage.content_hash] = matrix[passage.passage_id]
+                if old.sentences is not None:
+                    old_sentences[passage.content_hash] = old.sentences.of_passage(
+                        passage.passage_id
+                    )
             old_articles = {d: a.content_hash for d, a in old.articles.items()}
             old_hashes = set(old_articles.values())
         except NewsdeskError as exc:
@@ -166,19 +173,31 @@ def _reindex_locked(
         return report
 
     to_embed = [p for p in passages if p.content_hash not in old_vectors]
-    new_vectors: dict[str, np.ndarray] = {}
-    total = len(to_embed)
-    step = max(batch_size, 256)
+    sentence_plan = plan_sentences(passages, lambda p: old_sentences.get(p.content_hash))
+    total = len(to_embed) + len(sentence_plan.todo)
+    done = 0
+
+    def embed_all(texts: list[str]) -> np.ndarray:
+        nonlocal done
+        out = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
+        step = max(batch_size, 256)
+        for begin in range(0, len(texts), step):
+            chunk = texts[begin : begin + step]
+            out[begin : begin + len(chunk)] = embedder.embed(chunk, batch_size=batch_size)
+            done += len(chunk)
+            if progress:
+                progress(done, total)
+        return out
+
     if progress:
         progress(0, total)
-    for begin in range(0, total, step):
-        chunk = to_embed[begin : begin + step]
-        vectors = embedder.embed([p.embedding_text() for p in chunk], batch_size=batch_size)
-        for passage, vector in zip(chunk, vectors, strict=True):
-            new_vectors[passage.content_hash] = vector
-        if progress:
-            progress(min(begin + step, total), total)
+    fresh = embed_all([p.embedding_text() for p in to_embed])
+    new_vectors = {p.content_hash: v for p, v in zip(to_embed, fresh, strict=True)}
+    sentences = sentence_plan.finish(
+        embed_all([text for _, text in sentence_plan.todo]), embedder.dimension
+    )
     report.embedded = len(to_embed)
+    report.sentences_embedded = len(sentence_plan.todo)
     report.reused = len(passages) - len(to_embed)
 
     matrix = np.zeros((len(passages), embedder.dimension), dtype=np.float32)
@@ -210,6 +229,7 @@ def _reindex_locked(
         vectors=matrix,
         store=store,
         lexical=lexical,
+        sentences=sentences,
         change=change,
     )
     collect_garbage(index_dir)

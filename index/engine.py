@@ -8,6 +8,8 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 
+import numpy as np
+
 from index.answer import AnswerExtractor
 from index.embedders.base import Embedder
 from index.errors import BadQuestionError
@@ -87,14 +89,25 @@ class Engine:
         own passages are tried first; the whole archive answers when they don't.
         """
         question = clean_question(question, self.max_question_chars)
-        hits = self.retriever.search(question, k=max(k, 10), mode=mode)
+        vector = self.embedder.embed([question])[0]
+        retriever = self.retriever
+        hits = retriever.search(question, k=max(k, 10), mode=mode, query_vector=vector)
         if prefer_doc_id and prefer_doc_id in self.index.articles:
-            own = self.retriever.within(question, prefer_doc_id, k=5)
-            answer = self.extractor.extract(question, own, self.index.article_text)
+            own = retriever.within(question, prefer_doc_id, k=5, query_vector=vector)
+            answer = self.answer_from(question, own, vector)
             if answer.answered:
                 return self._shown(answer, own + hits, k)
-        answer = self.extractor.extract(question, hits, self.index.article_text)
-        return self._shown(answer, hits, k)
+        return self._shown(self.answer_from(question, hits, vector), hits, k)
+
+    def answer_from(self, question: str, hits: list[Hit], query_vector: np.ndarray) -> Answer:
+        """Run the answer extractor over ranked hits, with the stored sentence vectors."""
+        return self.extractor.extract(
+            question,
+            hits,
+            self.index.article_text,
+            query_vector=query_vector,
+            sentence_vectors=self.index.sentences,
+        )
 
     @staticmethod
     def _shown(answer: Answer, hits: list[Hit], k: int) -> Answer:

@@ -70,7 +70,7 @@ def evaluate(
         for question, vector in zip(questions, vectors, strict=True):
             text = clean_question(question.q)
             hits = engine.retriever.search(text, k=10, mode=mode, query_vector=vector)
-            answer = engine.extractor.extract(text, hits, engine.index.article_text)
+            answer = engine.answer_from(text, hits, vector)
             detail = {
                 "q": question.q,
                 "answer": question.answer,

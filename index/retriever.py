@@ -86,13 +86,16 @@ class Retriever:
             for rank, i in enumerate(order, 1)
         ]
 
-    def within(self, query: str, doc_id: str, k: int = 5) -> list[Hit]:
+    def within(
+        self, query: str, doc_id: str, k: int = 5, query_vector: np.ndarray | None = None
+    ) -> list[Hit]:
         """Rank one article's passages for a query by cosine, best first."""
         own = [p for p in self.index.passages if p.doc_id == doc_id]
         if not own:
             return []
         matrix = load_vectors(self.index.path)
-        query_vector = self.embedder.embed([query])[0]
+        if query_vector is None:
+            query_vector = self.embedder.embed([query])[0]
         scores = np.asarray(matrix[[p.passage_id for p in own]]) @ query_vector
         order = np.argsort(-scores, kind="stable")[:k]
         return [

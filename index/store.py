@@ -39,6 +39,7 @@ from index.errors import (
     IndexMissingError,
 )
 from index.lexical import LexicalIndex
+from index.sentence_vectors import SentenceVectors
 from index.types import Passage
 
 FORMAT_VERSION = 1
@@ -115,6 +116,7 @@ class LoadedIndex:
     passages: list[Passage]
     vectors: VectorStore
     lexical: LexicalIndex
+    sentences: SentenceVectors | None = None
 
     @property
     def version(self) -> str:
@@ -225,6 +227,7 @@ def load_index(
     try:
         vectors = FaissStore.load(version_dir)
         lexical = LexicalIndex.load(version_dir)
+        sentences = SentenceVectors.load(version_dir)
     except Exception as exc:
         raise IndexCorruptError(
             f"The index at {version_dir} could not be read ({exc}). " + _hint(index_dir)
@@ -234,7 +237,14 @@ def load_index(
             f"The vector store at {version_dir} holds {vectors.size} vectors for "
             f"{len(passages)} passages. " + _hint(index_dir)
         )
-    return LoadedIndex(version_dir, manifest, articles, passages, vectors, lexical)
+    if sentences is not None and (
+        sentences.vectors.shape[0] != sentences.spans.shape[0]
+        or (len(sentences.spans) and int(sentences.spans[:, 0].max()) >= len(passages))
+    ):
+        raise IndexCorruptError(
+            f"The sentence vectors at {version_dir} do not fit its passages. " + _hint(index_dir)
+        )
+    return LoadedIndex(version_dir, manifest, articles, passages, vectors, lexical, sentences)
 
 
 def load_vectors(version_dir: Path) -> np.ndarray:
@@ -275,6 +285,7 @@ def write_version(
     store: VectorStore,
     lexical: LexicalIndex,
     change: Change,
+    sentences: SentenceVectors | None = None,
 ) -> Path:
     """Write a complete version beside the others, log it, then swap ``current`` to it."""
     versions = index_dir / "versions"
@@ -292,6 +303,8 @@ def write_version(
     np.save(tmp / VECTORS, np.ascontiguousarray(vectors, dtype=np.float32))
     store.save(tmp)
     lexical.save(tmp)
+    if sentences is not None:
+        sentences.save(tmp)
     files = {
         str(p.relative_to(tmp)): p.stat().st_size for p in sorted(tmp.rglob("*")) if p.is_file()
     }
