@@ -14,7 +14,13 @@ import pytest
 
 from index.ann import FaissStore
 from index.ann.faiss_store import omp_threads
-from index.ann.policy import DEFAULT_HNSW_FROM, HNSW_PARAMS, auto_kind, choose_store
+from index.ann.policy import (
+    APPROXIMATE_KINDS,
+    DEFAULT_ANN_FROM,
+    auto_kind,
+    choose_store,
+    ivf_params,
+)
 
 DIM = 32
 
@@ -37,6 +43,7 @@ KINDS = {
     "flat": lambda: FaissStore.flat(DIM),
     "hnsw": lambda: FaissStore.hnsw(DIM, m=16, ef_construction=64, ef_search=64),
     "hnsw-refine": lambda: FaissStore.hnsw_refine(DIM, m=16, ef_construction=64, ef_search=64),
+    "ivf": lambda: FaissStore.ivf(DIM, nlist=16, nprobe=4),
 }
 
 
@@ -54,19 +61,21 @@ def test_store_returns_our_ids_and_survives_save_load(kind: str, data, tmp_path:
     assert loaded.kind == kind and loaded.size == store.size
     assert loaded.ef_search == store.ef_search
     assert loaded.k_factor == store.k_factor
+    assert loaded.nprobe == store.nprobe
     a = store.search(queries, 10)[1]
     b = loaded.search(queries, 10)[1]
     assert np.array_equal(a, b)
 
 
-@pytest.mark.parametrize("kind", ["hnsw", "hnsw-refine"])
-def test_graph_kinds_find_the_exact_neighbours(kind: str, data) -> None:
+@pytest.mark.parametrize("kind", ["hnsw", "hnsw-refine", "ivf"])
+def test_approximate_kinds_find_the_exact_neighbours(kind: str, data) -> None:
     vectors, ids, queries = data
     exact = FaissStore.flat(DIM)
     exact.add(ids, vectors)
     store = KINDS[kind]()
     store.add(ids, vectors)
     store.ef_search = 128
+    store.nprobe = 12  # of 16 lists: random data has no clusters to exploit
     truth = exact.search(queries, 10)[1]
     got = store.search(queries, 10)[1]
     recall = np.mean([len(set(t) & set(g)) / 10 for t, g in zip(truth, got, strict=True)])
@@ -96,15 +105,15 @@ def test_empty_store_and_k_larger_than_size() -> None:
 
 def test_size_policy() -> None:
     assert auto_kind(10) == "flat"
-    assert auto_kind(DEFAULT_HNSW_FROM - 1) == "flat"
-    assert auto_kind(DEFAULT_HNSW_FROM) != "flat"
-    assert auto_kind(5000, hnsw_from=1000) != "flat"
+    assert auto_kind(DEFAULT_ANN_FROM - 1) == "flat"
+    assert auto_kind(DEFAULT_ANN_FROM) != "flat"
+    assert auto_kind(5000, ann_from=1000) != "flat"
     assert choose_store("auto", DIM, 10).kind == "flat"
-    assert choose_store("auto", DIM, 10, hnsw_from=5).kind == auto_kind(10, 5)
-    for kind in ("flat", *HNSW_PARAMS):
+    assert choose_store("auto", DIM, 10, ann_from=5).kind == auto_kind(10, 5)
+    for kind in ("flat", *APPROXIMATE_KINDS):
         assert choose_store(kind, DIM, 10).kind == kind
     with pytest.raises(ValueError, match="Unknown vector store"):
-        choose_store("ivf", DIM, 10)
+        choose_store("pq", DIM, 10)
 
 
 def test_single_queries_search_with_one_thread_and_restore_it(data, monkeypatch) -> None:
@@ -127,3 +136,16 @@ def test_single_queries_search_with_one_thread_and_restore_it(data, monkeypatch)
         store.search(queries, 5)
         assert faiss.omp_get_max_threads() == 2
     assert seen == [1, 2]
+
+
+def test_ivf_lists_grow_with_the_archive(data) -> None:
+    assert ivf_params(1_000)["nlist"] == 256
+    assert ivf_params(1_000_000) == {"nlist": 1024, "nprobe": 128}
+    assert ivf_params(100_000_000)["nlist"] == 4096
+    vectors, ids, queries = data
+    store = FaissStore.ivf(DIM, nlist=16, nprobe=16)  # every list probed: exact
+    store.add(ids, vectors)
+    exact = FaissStore.flat(DIM)
+    exact.add(ids, vectors)
+    assert np.array_equal(store.search(queries, 5)[1], exact.search(queries, 5)[1])
+    assert store.kind == "ivf" and store.nprobe == 16
