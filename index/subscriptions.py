@@ -12,7 +12,8 @@ Delivery is an outbox, so that no alert is sent twice and none is lost:
    queued again — and moves the change-log cursor forward, in one transaction.
    A crash before the commit leaves neither: the versions are matched again.
 2. Delivery reads ``pending()``, calls ``begin_attempt`` (counts the try), sends
-   the message, then at once ``mark_sent``. A crash between the send and
+   the message, then at once ``mark_sent`` (which also records the message id, so a
+   reply to the alert can be traced to its articles). A crash between the send and
    ``mark_sent`` is the one window in which an alert can go out twice (Telegram
    gives no idempotency key); rows still pending with ``attempts > 0`` after a
    restart are exactly those, and are logged as possible repeats.
@@ -37,7 +38,7 @@ from index.errors import NewsdeskError
 from index.store import Change
 
 DB_NAME = "alerts.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MAX_TOPICS_PER_CHAT = 10
 MAX_TOPIC_CHARS = 150
 MIN_TOPIC_CHARS = 3
@@ -212,6 +213,17 @@ CREATE TABLE state (
 );
 """
 
+# Version 2: which Telegram message carried which alerts (a reply to an alert asks its
+# articles first). Written by mark_sent in the same transaction as the status.
+_SCHEMA_V2 = """
+CREATE TABLE alert_messages (
+    chat_id    INTEGER NOT NULL,
+    message_id INTEGER NOT NULL,
+    doc_id     TEXT    NOT NULL,
+    PRIMARY KEY (chat_id, message_id, doc_id)
+);
+"""
+
 _SUB_COLUMNS = "id, chat_id, topic, created_at, created_by, paused, paused_reason"
 _ALERT_COLUMNS = (
     "id, chat_id, doc_id, subscription_id, topic, title, source, url, date, quote, score, "
@@ -290,10 +302,12 @@ class SubscriptionStore:
                     f"The alert database {self.path} has schema version {version}; this "
                     f"Newsdesk knows up to {SCHEMA_VERSION}. Upgrade Newsdesk."
                 )
-            if version == 0:
-                for statement in _SCHEMA.split(";"):
+            steps = [_SCHEMA, _SCHEMA_V2][version:]
+            for script in steps:
+                for statement in script.split(";"):
                     if statement.strip():
                         conn.execute(statement)
+            if steps:
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def journal_mode(self) -> str:
@@ -503,9 +517,34 @@ class SubscriptionStore:
                 (utc_now(), PENDING, *alert_ids),
             )
 
-    def mark_sent(self, alert_ids: Sequence[int]) -> int:
-        """Record a successful send (call right after it); idempotent. Returns rows changed."""
-        return self._set_status(alert_ids, SENT, "")
+    def mark_sent(self, alert_ids: Sequence[int], message_ids: Sequence[int] = ()) -> int:
+        """Record a successful send (call right after it); idempotent. Returns rows changed.
+
+        ``message_ids``: the Telegram messages that carried these alerts, remembered in the
+        same transaction so that a reply to one of them can be traced to its articles.
+        """
+        if not alert_ids:
+            return 0
+        ids = tuple(alert_ids)
+        with self._write() as conn:
+            for message_id in message_ids:
+                conn.execute(
+                    "INSERT OR IGNORE INTO alert_messages (chat_id, message_id, doc_id) "
+                    f"SELECT chat_id, ?, doc_id FROM alerts WHERE id IN ({_placeholders(ids)})",
+                    (message_id, *ids),
+                )
+            return self._retire(conn, f"id IN ({_placeholders(ids)})", ids, SENT, "")
+
+    def docs_for_message(self, chat_id: int, message_id: int) -> list[str]:
+        """The articles a sent alert message was about (empty: not an alert message)."""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT m.doc_id FROM alert_messages m LEFT JOIN alerts a "
+                "ON a.chat_id = m.chat_id AND a.doc_id = m.doc_id "
+                "WHERE m.chat_id = ? AND m.message_id = ? ORDER BY a.id",
+                (chat_id, message_id),
+            ).fetchall()
+        return [r[0] for r in rows]
 
     def mark_failed(self, alert_ids: Sequence[int], reason: str) -> int:
         """Give up on these alerts for good (a permanent error): they are never sent."""

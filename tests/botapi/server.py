@@ -120,6 +120,38 @@ _CHAT_ACTIONS = frozenset(
     }
 )
 
+_MEMBER_STATUSES = frozenset({"creator", "administrator", "member", "restricted", "left", "kicked"})
+_ADMIN_RIGHTS = (
+    "is_anonymous",
+    "can_manage_chat",
+    "can_delete_messages",
+    "can_manage_video_chats",
+    "can_restrict_members",
+    "can_promote_members",
+    "can_change_info",
+    "can_invite_users",
+    "can_post_stories",
+    "can_edit_stories",
+    "can_delete_stories",
+)
+_RESTRICTED_FIELDS = (
+    "is_member",
+    "can_change_info",
+    "can_invite_users",
+    "can_pin_messages",
+    "can_send_messages",
+    "can_send_polls",
+    "can_send_other_messages",
+    "can_add_web_page_previews",
+    "can_manage_topics",
+    "can_send_audios",
+    "can_send_documents",
+    "can_send_photos",
+    "can_send_videos",
+    "can_send_video_notes",
+    "can_send_voice_notes",
+)
+
 # Update types Telegram delivers when ``allowed_updates`` is empty / never set.
 _DEFAULT_EXCLUDED_UPDATES = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
 
@@ -664,6 +696,7 @@ class BotApiServer:
             "sendchataction": self._m_send_chat_action,
             "deletemessage": self._m_delete_message,
             "getchat": self._m_get_chat,
+            "getchatmember": self._m_get_chat_member,
             "close": self._m_true,
             "logout": self._m_true,
         }
@@ -688,6 +721,7 @@ class BotApiServer:
             self._callback_queries: dict[str, _CallbackQuery] = {}
             self._commands: dict[tuple[str, str], list[JSONDict]] = {}
             self._blocked: set[int] = set()
+            self._member_status: dict[tuple[int, int], str] = {}
             self._flood_remaining = 0
             self._flood_retry_after = 1
             self._flood_methods: frozenset[str] = frozenset({"sendmessage"})
@@ -891,6 +925,15 @@ class BotApiServer:
             self._chats[int(chat_id)] = chat
             self._chat_messages.setdefault(int(chat_id), {})
         return dict(chat)
+
+    def set_member_status(self, chat_id: int, user_id: int, status: str) -> None:
+        """What ``getChatMember`` answers for this user in this group: ``creator``,
+        ``administrator``, ``member`` (the default for anyone), ``restricted``, ``left`` or
+        ``kicked``."""
+        if status not in _MEMBER_STATUSES:
+            raise ValueError(f"unknown chat member status {status!r}")
+        with self._lock:
+            self._member_status[(int(chat_id), int(user_id))] = status
 
     def _chat_for_send(self, chat_id: int) -> JSONDict:
         with self._lock:
@@ -1599,6 +1642,32 @@ class BotApiServer:
                 "gifts_from_channels": False,
             },
         }
+
+    def _m_get_chat_member(self, params: JSONDict) -> JSONDict:
+        chat_id = _as_int(params, "chat_id")
+        user_id = _as_int(params, "user_id")
+        assert chat_id is not None and user_id is not None
+        with self._lock:
+            chat = self._chats.get(chat_id)
+            status = self._member_status.get((chat_id, user_id), "member")
+        if chat is None:
+            raise _bad_request("chat not found")
+        if user_id == self.bot_id:
+            status = "administrator" if chat["type"] != "private" else "member"
+            user = self._bot_user()
+        else:
+            user = self._user(user_id, None, "Test")
+        member: JSONDict = {"status": status, "user": user}
+        if status == "creator":
+            member["is_anonymous"] = False
+        elif status == "administrator":
+            member.update(dict.fromkeys(_ADMIN_RIGHTS, False))
+            member.update(can_be_edited=False, can_manage_chat=True, can_delete_messages=True)
+        elif status == "restricted":
+            member.update(dict.fromkeys(_RESTRICTED_FIELDS, True), until_date=0)
+        elif status == "kicked":
+            member["until_date"] = 0
+        return member
 
     # ---------------------------------------------------------------- /_test control API
 
