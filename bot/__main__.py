@@ -97,8 +97,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PluginError as exc:
         return fail(str(exc), EXIT_CONFIG)
 
+    from bot.alerts import plugin as alerts
     from bot.app import build_application, webhook_options
 
+    if all(p.name != alerts.name for p in plugins):  # topic alerts are on by default
+        plugins.insert(0, alerts)
     app = build_application(settings, plugins=plugins, announce=True)
     try:
         if settings.telegram_webhook_url:

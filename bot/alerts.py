@@ -1,0 +1,625 @@
+"""Topic alerts in Telegram: a ``BotPlugin`` on top of ``index.alerts`` / ``index.subscriptions``.
+
+* ``/subscribe TOPIC`` saves a topic and previews the archive's best matches; ``/topics``
+  lists the chat's topics with a remove button each; ``/unsubscribe`` offers the same
+  buttons plus "All topics" (``/unsubscribe all``, ``/unsubscribe N`` and
+  ``/unsubscribe TOPIC`` work without buttons). In groups only the group's admins (and the
+  bot's admins) change topics; whoever added a topic may also remove it.
+* After each index swap (hot reload or /reindex) and once at start-up (catch-up after
+  downtime), one task matches the new articles and delivers the store's outbox: one
+  digest per chat, each message marked sent right after it went out. A chat that blocked
+  the bot or is gone is paused; a transient error leaves its alerts for the next round.
+* A reply to an alert message is answered from that message's articles first.
+
+The plugin is enabled by default in ``newsdesk bot``; handlers stay thin (wording lives in
+``bot.alerts_format``, matching and state in ``index``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, TypeVar
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.constants import ChatMemberStatus, ChatType, ParseMode
+from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError
+from telegram.ext import (
+    Application,
+    ApplicationHandlerStop,
+    CallbackQueryHandler,
+    CommandHandler,
+    MessageHandler,
+    filters,
+)
+
+from bot import alerts_format as afmt
+from bot import format as fmt
+from bot import handlers as h
+from bot.handlers import Context, get_services
+from bot.plugins import BotPlugin
+from bot.services import BotServices
+from index.alerts import AlertMatcher, ProcessReport, TopicMatch, process_new_versions
+from index.engine import Engine, clean_question
+from index.errors import BadQuestionError, NewsdeskError
+from index.subscriptions import (
+    MAX_TOPIC_CHARS,
+    MAX_TOPICS_PER_CHAT,
+    AlertStateError,
+    PendingAlert,
+    Subscription,
+    SubscriptionError,
+    SubscriptionNotFoundError,
+    SubscriptionStore,
+    clean_topic,
+    topic_key,
+)
+from index.types import Answer
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+App = Application[Any, Any, Any, Any, Any, Any]
+ALERTS = "newsdesk.alerts"
+CALLBACK = "alerts"  # callback data: "alerts:rm:<subscription id>", "alerts:all"
+PREVIEW_ARTICLES = 3
+MAX_REPLY_DOCS = 5  # articles of one digest message tried for a reply
+ANONYMOUS_ADMIN = 1087968824  # @GroupAnonymousBot: the sender of an anonymous group admin
+ADMIN_STATUSES = {ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR}
+# BadRequest texts meaning the chat cannot be reached at all (not a problem of one message).
+UNREACHABLE = (
+    "chat not found",
+    "peer_id_invalid",
+    "bot was kicked",
+    "user is deactivated",
+    "group chat was deactivated",
+    "not enough rights to send text",
+    "have no rights to send",
+)
+COMMANDS = [
+    ("subscribe", "Get new articles on a topic: /subscribe TOPIC"),
+    ("topics", "Topics this chat follows"),
+    ("unsubscribe", "Stop alerts on a topic, or all"),
+]
+
+
+# ---- the service: matching and delivery, one round at a time ----------------------------
+
+
+@dataclass(slots=True)
+class DeliveryReport:
+    messages: int = 0
+    sent: list[int] = field(default_factory=list)  # alert ids
+    paused: list[int] = field(default_factory=list)  # chat ids
+    failed: list[int] = field(default_factory=list)  # alert ids, permanent errors
+    retry: list[int] = field(default_factory=list)  # alert ids left pending
+
+
+class AlertService:
+    """Runs matching + delivery rounds in one task; a trigger during a round queues one more.
+
+    Rounds run as ``Application.create_task`` tasks, so ``Application.stop`` lets a round
+    finish its current message (and mark it) before the bot shuts down; a round stops
+    between messages once the application is stopping, leaving the rest pending.
+    """
+
+    def __init__(
+        self,
+        app: App,
+        services: BotServices,
+        store: SubscriptionStore,
+        matcher: AlertMatcher,
+        *,
+        retry_interval: float,
+    ) -> None:
+        self.app = app
+        self.services = services
+        self.store = store
+        self.matcher = matcher
+        self.retry_interval = retry_interval
+        self.rounds = 0  # completed rounds (tests wait on it)
+        self.last_match: ProcessReport | None = None
+        self.last_delivery = DeliveryReport()
+        self._lock = asyncio.Lock()
+        self._again = False
+        self._retry_due = False
+        self._closed = False
+        self._task: asyncio.Task[None] | None = None
+        self._timer: asyncio.Task[None] | None = None
+
+    # -- scheduling ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Catch up once the application runs, then retry transient failures now and then."""
+        self._timer = asyncio.create_task(self._tick(), name="newsdesk-alerts-timer")
+
+    async def _tick(self) -> None:
+        while not self.app.running:
+            await asyncio.sleep(0.05)
+        self.trigger("start-up")
+        while True:
+            await asyncio.sleep(self.retry_interval)
+            if self._retry_due:
+                self.trigger("retry")
+
+    def trigger(self, reason: str) -> None:
+        """Ask for a round; never runs two at once (a request during a round adds one)."""
+        if self._closed or not self.app.running:
+            return
+        log.debug("Alert round requested (%s)", reason)
+        self._again = True
+        if self._task is None or self._task.done():
+            self._task = self.app.create_task(self._rounds(), name="newsdesk-alerts")
+
+    @property
+    def busy(self) -> bool:
+        return self._again or self._lock.locked()
+
+    async def _rounds(self) -> None:
+        while self._again and self.app.running:
+            self._again = False
+            async with self._lock:
+                try:
+                    await self.run_round()
+                except Exception:  # a round must never take the bot down
+                    log.exception("Alert round failed; the next round retries")
+                    self._retry_due = True
+                finally:
+                    self.rounds += 1
+
+    async def close(self, timeout: float = 10.0) -> None:
+        self._closed = True
+        for task in (self._timer, self._task):
+            if task is None or task.done():
+                continue
+            if task is self._task:
+                with contextlib.suppress(Exception):  # a timeout, or the round's own error
+                    await asyncio.wait_for(asyncio.shield(task), timeout)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    # -- one round ----------------------------------------------------------------------
+
+    async def run_round(self) -> None:
+        self.last_match = await asyncio.to_thread(self.match)
+        self.last_delivery = await self.deliver()
+
+    def match(self) -> ProcessReport | None:
+        """Queue the alerts of the index versions after the cursor (blocking)."""
+        engine = self.services.engine
+        try:
+            return process_new_versions(
+                self.store, self.services.settings.index_path, engine.index, self.matcher
+            )
+        except AlertStateError as exc:  # another process matched these versions
+            log.warning("Alert matching skipped: %s", exc)
+        except NewsdeskError as exc:
+            log.error("Alert matching failed: %s", exc)
+        return None
+
+    async def deliver(self) -> DeliveryReport:
+        """Send every pending alert: one digest per chat, chats one after another."""
+        report = DeliveryReport()
+        pending = await asyncio.to_thread(self.store.pending)
+        by_chat: dict[int, list[PendingAlert]] = {}
+        for alert in pending:
+            by_chat.setdefault(alert.chat_id, []).append(alert)
+        for chat_id, alerts in by_chat.items():
+            if not self.app.running:  # stopping: the rest goes out after the restart
+                report.retry += [a.id for a in alerts]
+                continue
+            await self._deliver_chat(chat_id, alerts, report)
+        self._retry_due = bool(report.retry)
+        if report.messages or report.paused or report.failed or report.retry:
+            log.info(
+                "Alerts delivered: %d messages (%d alerts) to %d chats; %d paused chats, "
+                "%d failed, %d left for a retry",
+                report.messages,
+                len(report.sent),
+                len(by_chat),
+                len(report.paused),
+                len(report.failed),
+                len(report.retry),
+            )
+        return report
+
+    async def _deliver_chat(
+        self, chat_id: int, alerts: Sequence[PendingAlert], report: DeliveryReport
+    ) -> None:
+        messages = afmt.format_digest(alerts)
+        for number, message in enumerate(messages):
+            ids = list(message.alert_ids)
+            await asyncio.to_thread(self.store.begin_attempt, ids)
+            try:
+                sent = await self.app.bot.send_message(
+                    chat_id,
+                    message.text,
+                    parse_mode=ParseMode.HTML,
+                    link_preview_options=h.NO_PREVIEW,
+                )
+            except Forbidden as exc:
+                await self._pause(chat_id, str(exc), report)
+                return
+            except BadRequest as exc:
+                if any(text in str(exc).lower() for text in UNREACHABLE):
+                    await self._pause(chat_id, str(exc), report)
+                    return
+                log.error("Alert message to chat %s refused, not retried: %s", chat_id, exc)
+                await asyncio.to_thread(self.store.mark_failed, ids, str(exc))
+                report.failed += ids
+                continue
+            except ChatMigrated as exc:
+                await self._pause(chat_id, f"the group moved to chat {exc.new_chat_id}", report)
+                return
+            except Exception as exc:  # network, flood limit, server errors: next round
+                log.warning("Alerts to chat %s wait for the next round: %r", chat_id, exc)
+                rest = [i for m in messages[number:] for i in m.alert_ids]
+                await asyncio.to_thread(self.store.note_error, rest, repr(exc))
+                report.retry += rest
+                return
+            await asyncio.to_thread(self.store.mark_sent, ids, [sent.message_id])
+            report.messages += 1
+            report.sent += ids
+
+    async def _pause(self, chat_id: int, reason: str, report: DeliveryReport) -> None:
+        topics = await asyncio.to_thread(self.store.pause_chat, chat_id, reason)
+        report.paused.append(chat_id)
+        log.warning(
+            "Alerts to chat %s paused (%d topics) and its queued alerts dropped: %s",
+            chat_id,
+            topics,
+            reason,
+        )
+
+    # -- for the handlers ---------------------------------------------------------------
+
+    async def preview(self, topic: str) -> list[TopicMatch]:
+        engine = self.services.engine
+        try:
+            return await self.in_executor(
+                self.matcher.preview, topic, engine.index, PREVIEW_ARTICLES
+            )
+        except NewsdeskError as exc:
+            log.warning("No preview for %r: %s", topic, exc)
+            return []
+
+    async def in_executor(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking engine work on the bot's question threads (not the event loop)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.services.executor, partial(fn, *args))
+
+
+def get_alerts(source: Context | App) -> AlertService:
+    app = source if isinstance(source, Application) else source.application
+    service = app.bot_data.get(ALERTS)
+    if not isinstance(service, AlertService):
+        raise RuntimeError("Topic alerts are not running (the plugin's on_start has not run).")
+    return service
+
+
+# ---- permissions -------------------------------------------------------------------------
+
+
+async def may_change(update: Update, context: Context, created_by: int | None = None) -> bool:
+    """Private chats: yes. Groups: the group's admins, the bot's admins, and whoever
+    added the topic in question (``created_by``)."""
+    chat = update.effective_chat
+    user = update.effective_user
+    if chat is None or chat.type == ChatType.PRIVATE:
+        return True
+    message = update.effective_message
+    if message is not None and message.sender_chat is not None:
+        return message.sender_chat.id == chat.id  # an anonymous admin posts as the group
+    if user is None:
+        return False
+    if h.is_admin(get_services(context), user.id) or (created_by == user.id):
+        return True
+    try:
+        member = await context.bot.get_chat_member(chat.id, user.id)
+    except TelegramError as exc:
+        log.warning("getChatMember(%s, %s) failed: %s", chat.id, user.id, exc)
+        return False
+    return member.status in ADMIN_STATUSES
+
+
+def acting_user(update: Update) -> int | None:
+    """Who adds a topic (None for an anonymous group admin)."""
+    user = update.effective_user
+    return None if user is None or user.id == ANONYMOUS_ADMIN else user.id
+
+
+async def rate_limited(update: Update, context: Context) -> bool:
+    """The per-user limit of questions also covers /subscribe (its preview is a search)."""
+    services = get_services(context)
+    user_id = acting_user(update)
+    if user_id is None or h.is_admin(services, user_id):
+        return False
+    wait = services.limiter.hit(user_id)
+    if wait:
+        await h.respond(update, context, fmt.plain(fmt.format_rate_limited(wait)))
+    return bool(wait)
+
+
+# ---- commands ----------------------------------------------------------------------------
+
+
+def topics_keyboard(subs: Sequence[Subscription], *, with_all: bool) -> InlineKeyboardMarkup | None:
+    rows = [
+        [InlineKeyboardButton(afmt.button_label(s), callback_data=f"{CALLBACK}:rm:{s.id}")]
+        for s in subs
+    ]
+    if with_all and len(subs) > 1:
+        rows.append([InlineKeyboardButton("All topics", callback_data=f"{CALLBACK}:all")])
+    return InlineKeyboardMarkup(rows) if rows else None
+
+
+async def cmd_subscribe(update: Update, context: Context) -> None:
+    message, chat = update.effective_message, update.effective_chat
+    assert message is not None and chat is not None
+    alerts = get_alerts(context)
+    topic = h.command_argument(message.text or "")
+    if not topic.strip():
+        await h.respond(update, context, afmt.format_subscribe_usage())
+        return
+    try:
+        clean_topic(topic, alerts.store.max_topic_chars)
+    except SubscriptionError as exc:
+        await h.respond(update, context, fmt.plain(str(exc)))
+        return
+    if not await may_change(update, context):
+        await h.respond(update, context, fmt.plain(afmt.GROUP_RULE))
+        return
+    if await rate_limited(update, context):  # its preview is a search
+        return
+    try:
+        sub = await asyncio.to_thread(alerts.store.add, chat.id, topic, acting_user(update))
+    except SubscriptionError as exc:
+        await h.respond(update, context, fmt.plain(str(exc)))
+        return
+    async with h.typing(context.bot, message):
+        preview = await alerts.preview(sub.topic)
+    await h.respond(update, context, afmt.format_subscribed(sub, preview))
+
+
+async def cmd_topics(update: Update, context: Context) -> None:
+    await show_topics(update, context, with_all=False)
+
+
+async def show_topics(update: Update, context: Context, *, with_all: bool) -> None:
+    chat = update.effective_chat
+    assert chat is not None
+    alerts = get_alerts(context)
+    subs = await asyncio.to_thread(alerts.store.list, chat.id)
+    text = afmt.format_topics(subs, alerts.store.max_topics, removing=with_all)
+    await h.respond(update, context, text, markup=topics_keyboard(subs, with_all=with_all))
+
+
+async def cmd_unsubscribe(update: Update, context: Context) -> None:
+    message, chat = update.effective_message, update.effective_chat
+    assert message is not None and chat is not None
+    store = get_alerts(context).store
+    wanted = h.command_argument(message.text or "").strip()
+    if not wanted:
+        await show_topics(update, context, with_all=True)
+        return
+    if wanted.casefold() == "all":
+        if not await may_change(update, context):
+            await h.respond(update, context, fmt.plain(afmt.GROUP_RULE))
+            return
+        count = await asyncio.to_thread(store.remove_all, chat.id)
+        await h.respond(update, context, fmt.plain(afmt.format_removed_all(count)))
+        return
+    subs = await asyncio.to_thread(store.list, chat.id)
+    sub = find_topic(subs, wanted)
+    if sub is None:
+        await h.respond(update, context, fmt.plain(afmt.NOT_FOUND))
+        return
+    if not await may_change(update, context, sub.created_by):
+        await h.respond(update, context, fmt.plain(afmt.GROUP_RULE))
+        return
+    try:
+        removed = await asyncio.to_thread(store.remove, chat.id, sub.id)
+    except SubscriptionNotFoundError:
+        await h.respond(update, context, fmt.plain(afmt.NOT_FOUND))
+        return
+    await h.respond(update, context, fmt.plain(afmt.format_removed(removed.topic)))
+
+
+def find_topic(subs: Sequence[Subscription], wanted: str) -> Subscription | None:
+    """'/unsubscribe 2' (the number in /topics) or '/unsubscribe the topic's words'."""
+    if wanted.isdigit():
+        number = int(wanted)
+        return subs[number - 1] if 1 <= number <= len(subs) else None
+    key = topic_key(wanted)
+    return next((s for s in subs if topic_key(s.topic) == key), None)
+
+
+async def on_topic_button(update: Update, context: Context) -> None:
+    query, chat = update.callback_query, update.effective_chat
+    assert query is not None and chat is not None
+    store = get_alerts(context).store
+    parts = (query.data or "").split(":")
+    message = query.message if isinstance(query.message, Message) else None
+    with_all = message is not None and any(
+        b.callback_data == f"{CALLBACK}:all"
+        for row in (message.reply_markup.inline_keyboard if message.reply_markup else ())
+        for b in row
+    )
+    if parts[1:2] == ["all"]:
+        if not await may_change(update, context):
+            await query.answer(afmt.GROUP_RULE[: fmt.CALLBACK_LIMIT], show_alert=True)
+            return
+        count = await asyncio.to_thread(store.remove_all, chat.id)
+        await query.answer(afmt.format_removed_all(count)[: fmt.CALLBACK_LIMIT])
+        with contextlib.suppress(TelegramError):
+            await query.edit_message_text(
+                fmt.plain(afmt.format_removed_all(count)), parse_mode=ParseMode.HTML
+            )
+        return
+    sub_id = int(parts[2]) if len(parts) == 3 and parts[2].isdigit() else -1
+    sub = await asyncio.to_thread(store.get, sub_id)
+    if sub is None or sub.chat_id != chat.id:
+        await query.answer(afmt.NOT_FOUND[: fmt.CALLBACK_LIMIT])
+    elif not await may_change(update, context, sub.created_by):
+        await query.answer(afmt.GROUP_RULE[: fmt.CALLBACK_LIMIT], show_alert=True)
+        return
+    else:
+        try:
+            await asyncio.to_thread(store.remove, chat.id, sub.id)
+            await query.answer(afmt.format_removed(sub.topic)[: fmt.CALLBACK_LIMIT])
+        except SubscriptionNotFoundError:
+            await query.answer(afmt.NOT_FOUND[: fmt.CALLBACK_LIMIT])
+    subs = await asyncio.to_thread(store.list, chat.id)
+    with contextlib.suppress(TelegramError):  # "message is not modified" and the like
+        await query.edit_message_text(
+            afmt.format_topics(subs, store.max_topics, removing=with_all),
+            parse_mode=ParseMode.HTML,
+            reply_markup=topics_keyboard(subs, with_all=with_all),
+        )
+
+
+# ---- replies to alerts -------------------------------------------------------------------
+
+
+def ask_preferring(engine: Engine, question: str, doc_ids: Sequence[str], k: int = 10) -> Answer:
+    """The answer from one of ``doc_ids`` (the most confident), else the archive's."""
+    best: Answer | None = None
+    fallback: Answer | None = None
+    for doc_id in doc_ids[:MAX_REPLY_DOCS]:
+        answer = engine.ask(question, k, prefer_doc_id=doc_id)
+        fallback = fallback or answer
+        own = answer.answered and answer.passage is not None and answer.passage.doc_id == doc_id
+        if own and (best is None or answer.confidence > best.confidence):
+            best = answer
+    return best or fallback or engine.ask(question, k)
+
+
+async def on_reply(update: Update, context: Context) -> None:
+    """A reply to one of the bot's alert messages: answer from its articles, and stop the
+    core handlers; any other message falls through to them."""
+    message = update.effective_message
+    assert message is not None
+    replied = message.reply_to_message
+    if replied is None or replied.from_user is None or replied.from_user.id != context.bot.id:
+        return
+    alerts = get_alerts(context)
+    doc_ids = await asyncio.to_thread(
+        alerts.store.docs_for_message, message.chat_id, replied.message_id
+    )
+    if not doc_ids:
+        return
+    text = h.addressed_text(message, context.bot.username or "", context.bot.id) or ""
+    if text.strip():
+        await answer_from(update, context, text, doc_ids)
+    else:
+        await h.respond(update, context, fmt.plain("Ask me a question about this article."))
+    raise ApplicationHandlerStop
+
+
+async def answer_from(update: Update, context: Context, text: str, doc_ids: list[str]) -> None:
+    """Like the core answer_question, with the alert's articles tried first."""
+    services = get_services(context)
+    message = update.effective_message
+    assert message is not None
+    try:
+        question = clean_question(text, services.settings.max_question_chars)
+    except BadQuestionError as exc:
+        await h.respond(update, context, fmt.plain(str(exc)))
+        return
+    if await rate_limited(update, context):
+        return
+    async with h.typing(context.bot, message):
+        try:
+            answer = await get_alerts(context).in_executor(
+                ask_preferring, services.engine, question, doc_ids
+            )
+        except BadQuestionError as exc:
+            await h.respond(update, context, fmt.plain(str(exc)))
+            return
+    passage = answer.passage if answer.answered else None
+    quoted = (passage.doc_id, passage.start) if passage is not None else None
+    markup = None
+    if len(answer.hits) > (1 if quoted else 0):
+        markup = h.more_button(services.questions.put(question, quoted), 1)
+    text_html = fmt.format_answer(answer, sources=services.settings.bot_sources)
+    await h.respond(update, context, text_html, markup=markup)
+
+
+# ---- the plugin --------------------------------------------------------------------------
+
+
+def alerts_plugin(
+    *,
+    threshold: float | None = None,
+    retry_interval: float | None = None,
+    max_topics: int = MAX_TOPICS_PER_CHAT,
+    max_topic_chars: int = MAX_TOPIC_CHARS,
+) -> BotPlugin:
+    """The topic-alerts plugin. ``threshold``: the matcher's (default: calibrated per model);
+    ``retry_interval``: seconds before alerts held back by a transient error are tried
+    again (default: the reload interval, at least 10 s)."""
+
+    def setup(app: App) -> None:
+        message_only = filters.UpdateType.MESSAGE
+        app.add_handler(CommandHandler("subscribe", cmd_subscribe, filters=message_only))
+        app.add_handler(CommandHandler("topics", cmd_topics, filters=message_only))
+        app.add_handler(CommandHandler("unsubscribe", cmd_unsubscribe, filters=message_only))
+        app.add_handler(CallbackQueryHandler(on_topic_button, pattern=rf"^{CALLBACK}:"))
+        replies = message_only & filters.TEXT & ~filters.COMMAND & filters.REPLY
+        app.add_handler(MessageHandler(replies, on_reply), group=-1)  # before the core's
+
+    async def on_start(app: App) -> None:
+        services = get_services(app)
+        store = await asyncio.to_thread(
+            SubscriptionStore.in_data_dir,
+            services.settings.data_dir,
+            max_topics=max_topics,
+            max_topic_chars=max_topic_chars,
+        )
+        repeats = [a for a in await asyncio.to_thread(store.pending) if a.attempts > 0]
+        if repeats:
+            log.warning(
+                "%d alert(s) were being sent when the bot stopped; they go out again and "
+                "may repeat: %s",
+                len(repeats),
+                ", ".join(f"chat {a.chat_id}/{a.doc_id}" for a in repeats[:10]),
+            )
+        interval = retry_interval or max(services.settings.bot_reload_interval, 10.0)
+        service = AlertService(
+            app,
+            services,
+            store,
+            AlertMatcher(services.embedder, threshold),
+            retry_interval=interval,
+        )
+        app.bot_data[ALERTS] = service
+        service.start()
+
+    async def on_stop(app: App) -> None:
+        service = app.bot_data.pop(ALERTS, None)
+        if isinstance(service, AlertService):
+            await service.close()
+
+    async def on_index_swap(app: App, old: Engine, new: Engine) -> None:
+        del old, new
+        service = app.bot_data.get(ALERTS)
+        if isinstance(service, AlertService):
+            service.trigger("index swap")
+
+    return BotPlugin(
+        "alerts",
+        setup=setup,
+        on_start=on_start,
+        on_stop=on_stop,
+        on_index_swap=on_index_swap,
+        commands=COMMANDS,
+    )
+
+
+plugin = alerts_plugin()  # NEWSDESK_BOT_PLUGINS=bot.alerts:plugin
