@@ -104,16 +104,20 @@ async def typing(bot: Bot, message: Message, every: float = 4.5) -> AsyncIterato
     """Show 'typing…' in the chat until the block ends (Telegram shows it for ~5 s a call)."""
     thread = message.message_thread_id if message.is_topic_message else None
 
+    async def show() -> None:
+        try:
+            await bot.send_chat_action(message.chat_id, ChatAction.TYPING, message_thread_id=thread)
+        except TelegramError as exc:
+            log.debug("sendChatAction failed: %s", exc)
+
     async def keep_typing() -> None:
         while True:
-            try:
-                await bot.send_chat_action(
-                    message.chat_id, ChatAction.TYPING, message_thread_id=thread
-                )
-            except TelegramError as exc:
-                log.debug("sendChatAction failed: %s", exc)
             await asyncio.sleep(every)
+            await show()
 
+    # The first indicator goes out before the work starts: a fast answer would otherwise
+    # cancel the background task before it ever sent one.
+    await show()
     task = asyncio.create_task(keep_typing())
     try:
         yield
