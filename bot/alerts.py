@@ -44,8 +44,8 @@ from bot.handlers import Context, get_services
 from bot.plugins import BotPlugin
 from bot.services import BotServices
 from index.alerts import AlertMatcher, ProcessReport, TopicMatch, process_new_versions
-from index.engine import Engine, clean_question
-from index.errors import BadQuestionError, NewsdeskError
+from index.engine import Engine
+from index.errors import NewsdeskError
 from index.subscriptions import (
     MAX_TOPIC_CHARS,
     MAX_TOPICS_PER_CHAT,
@@ -58,7 +58,6 @@ from index.subscriptions import (
     clean_topic,
     topic_key,
 )
-from index.types import Answer
 
 log = logging.getLogger(__name__)
 
@@ -487,19 +486,6 @@ async def on_topic_button(update: Update, context: Context) -> None:
 # ---- replies to alerts -------------------------------------------------------------------
 
 
-def ask_preferring(engine: Engine, question: str, doc_ids: Sequence[str], k: int = 10) -> Answer:
-    """The answer from one of ``doc_ids`` (the most confident), else the archive's."""
-    best: Answer | None = None
-    fallback: Answer | None = None
-    for doc_id in doc_ids[:MAX_REPLY_DOCS]:
-        answer = engine.ask(question, k, prefer_doc_id=doc_id)
-        fallback = fallback or answer
-        own = answer.answered and answer.passage is not None and answer.passage.doc_id == doc_id
-        if own and (best is None or answer.confidence > best.confidence):
-            best = answer
-    return best or fallback or engine.ask(question, k)
-
-
 async def on_reply(update: Update, context: Context) -> None:
     """A reply to one of the bot's alert messages: answer from its articles, and stop the
     core handlers; any other message falls through to them."""
@@ -516,39 +502,10 @@ async def on_reply(update: Update, context: Context) -> None:
         return
     text = h.addressed_text(message, context.bot.username or "", context.bot.id) or ""
     if text.strip():
-        await answer_from(update, context, text, doc_ids)
+        await h.answer_question(update, context, text, prefer_doc_ids=doc_ids[:MAX_REPLY_DOCS])
     else:
         await h.respond(update, context, fmt.plain("Ask me a question about this article."))
     raise ApplicationHandlerStop
-
-
-async def answer_from(update: Update, context: Context, text: str, doc_ids: list[str]) -> None:
-    """Like the core answer_question, with the alert's articles tried first."""
-    services = get_services(context)
-    message = update.effective_message
-    assert message is not None
-    try:
-        question = clean_question(text, services.settings.max_question_chars)
-    except BadQuestionError as exc:
-        await h.respond(update, context, fmt.plain(str(exc)))
-        return
-    if await rate_limited(update, context):
-        return
-    async with h.typing(context.bot, message):
-        try:
-            answer = await get_alerts(context).in_executor(
-                ask_preferring, services.engine, question, doc_ids
-            )
-        except BadQuestionError as exc:
-            await h.respond(update, context, fmt.plain(str(exc)))
-            return
-    passage = answer.passage if answer.answered else None
-    quoted = (passage.doc_id, passage.start) if passage is not None else None
-    markup = None
-    if len(answer.hits) > (1 if quoted else 0):
-        markup = h.more_button(services.questions.put(question, quoted), 1)
-    text_html = fmt.format_answer(answer, sources=services.settings.bot_sources)
-    await h.respond(update, context, text_html, markup=markup)
 
 
 # ---- the plugin --------------------------------------------------------------------------

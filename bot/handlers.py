@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from telegram import (
@@ -130,8 +130,12 @@ async def typing(bot: Bot, message: Message, every: float = 4.5) -> AsyncIterato
 # ---- questions --------------------------------------------------------------------------
 
 
-async def answer_question(update: Update, context: Context, text: str) -> None:
-    """Validate, rate-limit, ask the engine, reply with the formatted answer."""
+async def answer_question(
+    update: Update, context: Context, text: str, *, prefer_doc_ids: Sequence[str] = ()
+) -> None:
+    """Validate, rate-limit, ask the engine, reply with the formatted answer.
+
+    ``prefer_doc_ids``: articles to answer from first (a reply to an alert about them)."""
     services = get_services(context)
     message = update.effective_message
     user = update.effective_user
@@ -149,7 +153,7 @@ async def answer_question(update: Update, context: Context, text: str) -> None:
             return
     async with typing(context.bot, message):
         try:
-            answer = await services.ask(question, k=10)
+            answer = await services.ask(question, k=10, prefer_doc_ids=prefer_doc_ids)
         except BadQuestionError as exc:
             await respond(update, context, fmt.plain(str(exc)))
             return

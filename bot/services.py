@@ -99,9 +99,9 @@ class BotServices:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, partial(fn, *args, **kwargs))
 
-    async def ask(self, question: str, k: int = 10) -> Answer:
+    async def ask(self, question: str, k: int = 10, prefer_doc_ids: Sequence[str] = ()) -> Answer:
         engine = self.engine  # this question finishes on this engine, whatever happens
-        return await self._run(engine.ask, question, k)
+        return await self._run(engine.ask, question, k, prefer_doc_ids=tuple(prefer_doc_ids))
 
     async def search(self, question: str, k: int) -> list[Hit]:
         engine = self.engine

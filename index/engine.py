@@ -6,6 +6,7 @@ The CLI and the bot both talk to an ``Engine``; neither knows how answers are fo
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,19 +82,24 @@ class Engine:
         k: int = 5,
         mode: Mode = "hybrid",
         *,
-        prefer_doc_id: str | None = None,
+        prefer_doc_ids: Sequence[str] = (),
     ) -> Answer:
         """Answer with a verbatim quote and its source, or decline with related passages.
 
-        With ``prefer_doc_id`` (a reply to an alert about that article), the article's
-        own passages are tried first; the whole archive answers when they don't.
+        With ``prefer_doc_ids`` (a reply to an alert about those articles), their own
+        passages are read first; the whole archive answers when they hold nothing
+        confident.
         """
         question = clean_question(question, self.max_question_chars)
         vector = self.embedder.embed([question])[0]
         retriever = self.retriever
         hits = retriever.search(question, k=max(k, 10), mode=mode, query_vector=vector)
-        if prefer_doc_id and prefer_doc_id in self.index.articles:
-            own = retriever.within(question, prefer_doc_id, k=5, query_vector=vector)
+        preferred = [d for d in prefer_doc_ids if d in self.index.articles]
+        if preferred:
+            own = sorted(
+                (h for d in preferred for h in retriever.within(question, d, 5, vector)),
+                key=lambda h: -h.score,
+            )
             answer = self.answer_from(question, own, vector)
             if answer.answered:
                 return self._shown(answer, own + hits, k)

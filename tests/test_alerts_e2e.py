@@ -18,12 +18,11 @@ import pytest
 from telegram import Bot
 from telegram.error import BadRequest
 
-from bot.alerts import ALERTS, AlertService, alerts_plugin, ask_preferring
+from bot.alerts import ALERTS, AlertService, alerts_plugin
 from bot.plugins import BotPlugin
 from index.embedders.hashing import HashingEmbedder
 from index.store import current_version_path
 from index.subscriptions import DB_NAME, SCHEMA_VERSION, SubscriptionStore
-from index.types import Answer, Passage
 from tests.botapi.server import BotApiServer, BotMessage
 from tests.conftest import ArticleWriter, run_cli
 from tests.test_bot_e2e import ADMIN, TOKEN, USER, Harness, make_settings, wait_until
@@ -399,32 +398,3 @@ def test_store_schema_1_is_migrated_and_remembers_alert_messages(tmp_path: Path)
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
     conn.close()
-
-
-class FakeEngine:
-    """Answers from ``answers[doc]`` when asked to prefer ``doc`` (else the archive's)."""
-
-    def __init__(self, answers: dict[str | None, Answer]) -> None:
-        self.answers = answers
-        self.asked: list[str | None] = []
-
-    def ask(self, question: str, k: int = 5, *, prefer_doc_id: str | None = None) -> Answer:
-        self.asked.append(prefer_doc_id)
-        return self.answers.get(prefer_doc_id, self.answers[None])
-
-
-def answer(doc_id: str | None, confidence: float) -> Answer:
-    if doc_id is None:
-        return Answer("q", False)
-    passage = Passage(0, doc_id, "T", "text", 0, 0)
-    return Answer("q", True, quote="text", passage=passage, confidence=confidence)
-
-
-def test_a_reply_to_a_digest_takes_the_most_confident_answer_from_its_articles() -> None:
-    archive = answer("elsewhere.txt", 0.99)
-    engine = FakeEngine({"a": answer("a", 0.6), "b": answer("b", 0.8), None: archive})
-    best = ask_preferring(engine, "q", ["a", "b", "c"])  # type: ignore[arg-type]
-    assert best.passage is not None and best.passage.doc_id == "b"
-    assert engine.asked == ["a", "b", "c"]
-    none_own = FakeEngine({None: archive})
-    assert ask_preferring(none_own, "q", ["a"]) is archive  # type: ignore[arg-type]

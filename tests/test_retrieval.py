@@ -66,8 +66,25 @@ def test_ask_prefers_the_article_a_reply_is_about(small_corpus: Path, tmp_path: 
     engine = Engine.create(load_index(tmp_path / "idx"), embedder)
     within = engine.retriever.within("how many troops", "tca/base.txt", k=5)
     assert within and {h.passage.doc_id for h in within} == {"tca/base.txt"}
-    answer = engine.ask("how many troops are stationed there?", prefer_doc_id="tca/base.txt")
+    answer = engine.ask("how many troops are stationed there?", prefer_doc_ids=["tca/base.txt"])
     assert answer.answered and "7,000" in answer.quote
     assert answer.passage is not None and answer.passage.doc_id == "tca/base.txt"
     ids = [h.passage.passage_id for h in answer.hits]
     assert len(ids) == len(set(ids))
+
+
+def test_a_digest_reply_reads_all_its_articles_and_falls_back_to_the_archive(
+    small_corpus: Path, tmp_path: Path
+):
+    from index.embedders.hashing import HashingEmbedder
+    from index.engine import Engine
+
+    embedder = HashingEmbedder(256)
+    reindex([small_corpus], tmp_path / "idx", embedder)
+    engine = Engine.create(load_index(tmp_path / "idx"), embedder)
+    both = ["sport/match.txt", "tca/base.txt"]
+    answer = engine.ask("how many troops are stationed there?", prefer_doc_ids=both)
+    assert answer.passage is not None and answer.passage.doc_id == "tca/base.txt"
+    # Preferred articles that say nothing about it: the archive answers.
+    elsewhere = engine.ask("when does the base lease end?", prefer_doc_ids=["tech/chip.txt"])
+    assert elsewhere.answered and "2042" in elsewhere.quote

@@ -9,6 +9,7 @@ pipeline without a neural model. Select it with ``NEWSDESK_EMBEDDING_MODEL=hashi
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 from collections.abc import Sequence
 
@@ -45,7 +46,7 @@ class HashingEmbedder(Embedder):
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for row, text in enumerate(texts):
             words = [_stem(w) for w in _WORD.findall(text.lower())]
-            tokens = words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+            tokens = words + [f"{a} {b}" for a, b in itertools.pairwise(words)]
             for token in tokens:
                 col, sign = self._bucket(token)
                 out[row, col] += sign
