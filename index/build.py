@@ -170,6 +170,7 @@ def _reindex_locked(
         and not (report.added or report.changed or report.removed)
     ):
         report.version = report.previous_version
+        report.reused = len(passages)
         return report
 
     to_embed = [p for p in passages if p.content_hash not in old_vectors]

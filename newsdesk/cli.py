@@ -139,7 +139,7 @@ def format_answer(answer: Answer) -> str:
         lines.append("")
         lines.append("Source: " + _source_line(p.title, p.source, p.date, p.url))
         others = [h for h in answer.hits if h.passage.doc_id != p.doc_id]
-        heading = "More sources:"
+        heading = "See also:"
     else:
         lines.append("The archive has no answer to that question.")
         others = answer.hits
