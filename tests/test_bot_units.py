@@ -80,7 +80,7 @@ class SlowEngine:
         self.release = threading.Event()
         self.started = threading.Event()
 
-    def ask(self, question: str, k: int = 5) -> str:
+    def ask(self, question: str, k: int = 5, *, prefer_doc_ids: tuple[str, ...] = ()) -> str:
         self.started.set()
         assert self.release.wait(10)
         return self.name
