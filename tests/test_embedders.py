@@ -310,3 +310,17 @@ def test_lazy_embedder_knows_its_identity_without_loading(model_data_dir: Path) 
         "print(e.name, e.fingerprint[:12], e.dimension, e.loaded, heavy)"
     )
     assert _run(code) == f"all-MiniLM-L6-v2 {DEFAULT_MODEL_SHA256[:12]} 384 False []"
+
+
+def test_auto_picks_by_purpose(tmp_path: Path) -> None:
+    from index.embedders.models import choose_backend
+
+    model = _fake_model_dir(tmp_path / "m")
+    if importlib.util.find_spec("sentence_transformers") is not None:
+        assert choose_backend("auto", model, "fp", tmp_path, "bulk") == "torch"
+    query = choose_backend("auto", model, "fp", tmp_path, "query")
+    assert query == ("onnx" if HAVE_ORT and HAVE_EXPORT else "torch")
+    assert choose_backend("auto", "some/hub-name", "fp", tmp_path, "query") == "torch"
+    assert choose_backend("onnx-int8", model, "fp", tmp_path, "bulk") == "onnx-int8"
+    with pytest.raises(ValueError, match="purpose"):
+        choose_backend("auto", model, "fp", tmp_path, "batch")

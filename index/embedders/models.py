@@ -157,15 +157,24 @@ def backend_fingerprint(fingerprint: str, backend: str) -> str:
     return fingerprint
 
 
-def choose_backend(backend: str, source: Path | str, fingerprint: str, data_dir: Path) -> str:
-    """Resolve ``auto``: ONNX Runtime fp32 where it can run (measured faster, same vectors),
-    else torch. An explicit backend is returned as is (after a check of its name)."""
+def choose_backend(
+    backend: str, source: Path | str, fingerprint: str, data_dir: Path, purpose: str = "query"
+) -> str:
+    """Resolve ``auto`` by measurement (docs/benchmarks.md), between the two backends that
+    give the same vectors: for ``purpose="query"`` (questions, answer sentences: small
+    batches, start-up and memory matter) ONNX Runtime fp32 where it can run, which needs no
+    torch; for ``purpose="bulk"`` (indexing), torch fp32, whose batch throughput measured
+    higher than ONNX Runtime's on the 2-core machine. An explicit backend is returned as is."""
     if backend not in BACKENDS:
         raise ModelError(
             f"Unknown embedding backend {backend!r}: use one of {', '.join(BACKENDS)}."
         )
+    if purpose not in ("query", "bulk"):
+        raise ValueError(f"purpose must be 'query' or 'bulk', not {purpose!r}")
     if backend != "auto":
         return backend
+    if purpose == "bulk" and importlib.util.find_spec("sentence_transformers") is not None:
+        return "torch"
     if not isinstance(source, Path) or not _onnx_runtime_available():
         return "torch"
     from index.embedders.onnx import cached_onnx_model, supports_onnx
@@ -184,6 +193,7 @@ def load_embedder(
     backend: str = "auto",
     threads: int | None = None,
     lazy: bool = False,
+    purpose: str = "query",
 ) -> Embedder:
     """Build the embedder the settings ask for. ``hashing`` is the test/demo embedder.
 
@@ -194,6 +204,7 @@ def load_embedder(
     ``onnx-int8`` (dynamic int8 quantisation).
     ``lazy``: return at once an embedder whose name, fingerprint and dimension are
     known but whose model is loaded on the first ``embed`` (no torch import before).
+    ``purpose``: what ``auto`` optimises for, ``query`` or ``bulk`` (see ``choose_backend``).
     """
     if name == "hashing" or name.startswith("hashing:"):
         from index.embedders.hashing import HashingEmbedder
@@ -221,9 +232,11 @@ def load_embedder(
             name=name,
             fingerprint=backend_fingerprint(fingerprint, backend),
             dimension=dimension,
-            factory=lambda: load_embedder(name, data_dir, backend=backend, threads=threads),
+            factory=lambda: load_embedder(
+                name, data_dir, backend=backend, threads=threads, purpose=purpose
+            ),
         )
-    chosen = choose_backend(backend, source, fingerprint, data_dir)
+    chosen = choose_backend(backend, source, fingerprint, data_dir, purpose)
     if chosen in ("onnx", "onnx-int8"):
         if not isinstance(source, Path):
             raise ModelError(

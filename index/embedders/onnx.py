@@ -328,9 +328,10 @@ class OnnxEmbedder(Embedder):
 
     Texts are stripped (as sentence-transformers does), sorted by length so each batch
     pads little, truncated at the model's ``max_seq_length``, and put back in order.
-    ``threads`` is ONNX Runtime's intra-op thread count (default: the machine's cores);
-    ``spin`` lets its idle threads spin, which helps throughput but steals the CPU
-    from FAISS between single queries, so it is off by default.
+    ``threads`` is ONNX Runtime's intra-op thread count (default: the machine's cores).
+    ``spin`` lets idle pool threads spin-wait; off by default: on a shared 2-core machine
+    spinning threads burn the CPU the other thread (or FAISS) needs, measured 11.8 vs 16.0
+    passages/s with it on vs off under load (docs/benchmarks.md).
     """
 
     def __init__(
@@ -342,7 +343,7 @@ class OnnxEmbedder(Embedder):
         fingerprint: str,
         dimension: int | None = None,
         threads: int | None = None,
-        spin: bool = True,
+        spin: bool = False,
     ) -> None:
         try:
             import onnxruntime as ort
