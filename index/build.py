@@ -12,7 +12,9 @@ import numpy as np
 
 from corpus.article import Skipped
 from corpus.loaders import load_corpus
-from index.ann import FaissStore, VectorStore
+from index.ann import VectorStore
+from index.ann.policy import DEFAULT_ANN_FROM
+from index.ann.policy import choose_store as _choose_store
 from index.embedders.base import Embedder
 from index.errors import CorpusError, NewsdeskError
 from index.lexical import LexicalIndex
@@ -27,13 +29,14 @@ from index.store import (
     load_vectors,
     next_version,
     reindex_lock,
+    unchanged_version,
     write_version,
 )
 from index.types import Passage
 
 log = logging.getLogger(__name__)
 
-HNSW_FROM = 200_000
+ANN_FROM = DEFAULT_ANN_FROM
 Progress = Callable[[int, int], None]
 
 
@@ -61,14 +64,12 @@ class ReindexReport:
         return self.version is not None and self.version != self.previous_version
 
 
-def choose_store(kind: str, dimension: int, count: int) -> VectorStore:
-    if kind == "auto":
-        kind = "hnsw" if count >= HNSW_FROM else "flat"
-    if kind == "hnsw":
-        return FaissStore.hnsw(dimension)
-    if kind == "flat":
-        return FaissStore.flat(dimension)
-    raise NewsdeskError(f"Unknown vector store {kind!r}: use auto, flat or hnsw.")
+def choose_store(kind: str, dimension: int, count: int, ann_from: int = ANN_FROM) -> VectorStore:
+    """The vector store for ``count`` passages (policy and parameters: index/ann/policy.py)."""
+    try:
+        return _choose_store(kind, dimension, count, ann_from=ann_from)
+    except ValueError as exc:
+        raise NewsdeskError(str(exc)) from exc
 
 
 def reindex(
@@ -79,6 +80,7 @@ def reindex(
     vector_store: str = "auto",
     batch_size: int = 32,
     progress: Progress | None = None,
+    ann_from: int = ANN_FROM,
 ) -> ReindexReport:
     """Bring the index at ``index_dir`` in line with the corpus folders.
 
@@ -87,7 +89,9 @@ def reindex(
     """
     index_dir = Path(index_dir)
     with reindex_lock(index_dir):
-        return _reindex_locked(corpus_dirs, index_dir, embedder, vector_store, batch_size, progress)
+        return _reindex_locked(
+            corpus_dirs, index_dir, embedder, vector_store, batch_size, progress, ann_from
+        )
 
 
 def _reindex_locked(
@@ -97,6 +101,7 @@ def _reindex_locked(
     vector_store: str,
     batch_size: int,
     progress: Progress | None,
+    ann_from: int = ANN_FROM,
 ) -> ReindexReport:
     report = ReindexReport()
     loaded = load_corpus(corpus_dirs)
@@ -108,6 +113,17 @@ def _reindex_locked(
             + (f" ({len(loaded.skipped)} files skipped)" if loaded.skipped else "")
             + ". Nothing was changed."
         )
+
+    # Nothing changed (same articles, same model): stop before cutting passages or loading
+    # the previous version's vectors and indexes. Never loads the embedder's model.
+    same = unchanged_version(
+        index_dir, {a.doc_id: a.content_hash for a in loaded.articles}, embedder.fingerprint
+    )
+    if same is not None:
+        report.version = report.previous_version = same.version
+        report.unchanged = len(loaded.articles)
+        report.passages = report.reused = same.passages
+        return report
 
     old_vectors: dict[str, np.ndarray] = {}
     old_sentences: dict[str, list[tuple[int, int, np.ndarray]]] = {}
@@ -205,7 +221,7 @@ def _reindex_locked(
     for passage in passages:
         vector = new_vectors.get(passage.content_hash)
         matrix[passage.passage_id] = old_vectors[passage.content_hash] if vector is None else vector
-    store = choose_store(vector_store, embedder.dimension, len(passages))
+    store = choose_store(vector_store, embedder.dimension, len(passages), ann_from)
     store.add(np.arange(len(passages), dtype=np.int64), matrix)
     lexical = LexicalIndex.build([p.embedding_text() for p in passages])
 

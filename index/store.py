@@ -37,6 +37,7 @@ from index.errors import (
     IndexCorruptError,
     IndexMismatchError,
     IndexMissingError,
+    NewsdeskError,
 )
 from index.lexical import LexicalIndex
 from index.sentence_vectors import SentenceVectors
@@ -245,6 +246,28 @@ def load_index(
             f"The sentence vectors at {version_dir} do not fit its passages. " + _hint(index_dir)
         )
     return LoadedIndex(version_dir, manifest, articles, passages, vectors, lexical, sentences)
+
+
+def unchanged_version(
+    index_dir: Path, article_hashes: dict[str, str], fingerprint: str
+) -> Manifest | None:
+    """The current version's manifest if it holds exactly these articles (doc id -> content
+    hash), built with this model fingerprint, and its files are intact; else None."""
+    version_dir = current_version_path(Path(index_dir))
+    if version_dir is None or not version_dir.is_dir():
+        return None
+    try:
+        manifest = read_manifest(version_dir, index_dir)
+        if manifest.model_fingerprint != fingerprint or manifest.articles != len(article_hashes):
+            return None
+        _check_files(version_dir, manifest, index_dir)
+        stored = {
+            row["doc_id"]: row["content_hash"]
+            for row in _read_jsonl(version_dir / ARTICLES, index_dir)
+        }
+    except (NewsdeskError, KeyError, TypeError):
+        return None
+    return manifest if stored == article_hashes else None
 
 
 def load_vectors(version_dir: Path) -> np.ndarray:

@@ -226,7 +226,7 @@ def cmd_reindex(settings: Settings, *, quiet: bool = False) -> int:
             bar = tqdm(total=total, unit="passage", desc="embedding", file=sys.stderr)
         bar.update(done - bar.n)
 
-    embedder = make_embedder(settings)
+    embedder = make_embedder(settings, purpose="bulk")
     try:
         report = run_reindex(settings, embedder, progress=progress)
     finally:

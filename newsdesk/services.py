@@ -15,8 +15,19 @@ from newsdesk.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def make_embedder(settings: Settings) -> Embedder:
-    return load_embedder(settings.embedding_model, settings.data_dir)
+def make_embedder(settings: Settings, *, lazy: bool = True, purpose: str = "query") -> Embedder:
+    """The configured embedder. Lazy by default: the model is loaded on the first ``embed``,
+    so a re-index that finds nothing changed never loads it. ``purpose="bulk"`` (re-index)
+    lets ``auto`` pick torch fp32, faster in batches; ``query`` picks ONNX Runtime, which
+    needs no torch. Both give the same vectors (same fingerprint)."""
+    return load_embedder(
+        settings.embedding_model,
+        settings.data_dir,
+        backend=settings.embedding_backend,
+        threads=settings.embedding_threads,
+        lazy=lazy,
+        purpose=purpose,
+    )
 
 
 def run_reindex(
@@ -30,6 +41,7 @@ def run_reindex(
         settings.index_path,
         embedder,
         vector_store=settings.vector_store,
+        ann_from=settings.ann_from,
         batch_size=settings.embedding_batch_size,
         progress=progress,
     )

