@@ -2,8 +2,8 @@
 
 Usage (from the repository root, after ``bash scripts/setup.sh``)::
 
-    .venv/bin/python scripts/bench.py                      # full run (~15-20 min on 2 cores)
-    .venv/bin/python scripts/bench.py --quick              # smaller corpus and scale (< 5 min)
+    .venv/bin/python scripts/bench.py                      # full run (25-35 min on 2 cores)
+    .venv/bin/python scripts/bench.py --quick              # smaller corpus, 100k scale only
     .venv/bin/python scripts/bench.py --scale 100000 1000000 --json bench.json
 
 It reads the shared corpus and dev questions from ``../shared`` (never copied into the
@@ -1131,7 +1131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--kinds", nargs="*", help="approximate index kinds at scale (default: all)"
     )
-    parser.add_argument("--build-runs", type=int, default=2, help="full builds (default 2)")
+    parser.add_argument("--build-runs", type=int, default=1, help="full builds (default 1)")
     parser.add_argument("--workdir", type=Path, help="keep the built indexes here")
     parser.add_argument("--worker-n", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--worker-index", help=argparse.SUPPRESS)
