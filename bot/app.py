@@ -117,6 +117,7 @@ def build_application(
 
                 services.swap_hooks.append(on_swap)
         await register_commands(app, settings, plugins)
+        app.bot_data[h.PLUGIN_COMMANDS] = [c for plugin in plugins for c in plugin.commands]
         app.bot_data[WATCHER] = asyncio.create_task(
             services.watch(settings.bot_reload_interval), name="newsdesk-index-watcher"
         )

@@ -268,7 +268,14 @@ COMMANDS: list[tuple[str, str]] = [
 ]
 
 
-def format_help(examples: Sequence[str], *, is_admin: bool = False, in_group: bool = False) -> str:
+def format_help(
+    examples: Sequence[str],
+    *,
+    is_admin: bool = False,
+    in_group: bool = False,
+    extra_commands: Sequence[tuple[str, str]] = (),
+) -> str:
+    """The /help text; ``extra_commands`` are the plugins' (e.g. topic alerts)."""
     how = (
         "In this group, ask with /ask QUESTION, mention me, or reply to one of my messages."
         if in_group
@@ -284,7 +291,7 @@ def format_help(examples: Sequence[str], *, is_admin: bool = False, in_group: bo
         lines += ["", "<b>For example</b>"]
         lines += [f"• <code>{esc(clip(q, 200))}</code>" for q in examples]
     lines += ["", "<b>Commands</b>"]
-    for command, description in COMMANDS:
+    for command, description in [*COMMANDS, *extra_commands]:
         if command == "reindex" and not is_admin:
             continue
         lines.append(f"/{command} — {esc(description)}")

@@ -35,6 +35,7 @@ from newsdesk.cli import format_report
 log = logging.getLogger(__name__)
 
 SERVICES = "newsdesk.services"
+PLUGIN_COMMANDS = "newsdesk.plugin_commands"
 MORE = "more"
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 APOLOGY = "Sorry, something went wrong on my side. Please try again in a moment."
@@ -287,6 +288,7 @@ async def cmd_help(update: Update, context: Context) -> None:
         services.examples,
         is_admin=is_admin(services, user.id if user else None),
         in_group=chat is not None and chat.type != ChatType.PRIVATE,
+        extra_commands=context.application.bot_data.get(PLUGIN_COMMANDS, ()),
     )
     await respond(update, context, text)
 

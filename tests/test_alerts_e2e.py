@@ -398,3 +398,12 @@ def test_store_schema_1_is_migrated_and_remembers_alert_messages(tmp_path: Path)
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
     conn.close()
+
+
+async def test_help_lists_the_alert_commands(harness: AlertHarness) -> None:
+    async with harness.bot():
+        await harness.started()
+        reply = await harness.say("/help")
+        assert "/ask" in reply.text
+        for command in ("/subscribe", "/topics", "/unsubscribe"):
+            assert command in reply.text

@@ -354,3 +354,9 @@ def test_help_stats_reindex_and_limits_parse() -> None:
     )[0]
     assert "2,225" in stats and "9,876" in stats and "2026-11-30 04:03:31 UTC" in stats
     assert "12 s" in fmt.format_rate_limited(12.4)
+
+
+def test_help_lists_plugin_commands_escaped() -> None:
+    text = fmt.format_help([], extra_commands=[("subscribe", "Get alerts on <a topic>")])
+    assert "/subscribe — Get alerts on &lt;a topic&gt;" in text
+    assert "/reindex" not in text
