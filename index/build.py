@@ -180,15 +180,6 @@ def _reindex_locked(
     report.removed = sorted(d for d in old_articles if d not in current_ids)
     report.passages = len(passages)
 
-    if (
-        previous is not None
-        and report.previous_version
-        and not (report.added or report.changed or report.removed)
-    ):
-        report.version = report.previous_version
-        report.reused = len(passages)
-        return report
-
     to_embed = [p for p in passages if p.content_hash not in old_vectors]
     sentence_plan = plan_sentences(passages, lambda p: old_sentences.get(p.content_hash))
     total = len(to_embed) + len(sentence_plan.todo)
