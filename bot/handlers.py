@@ -30,7 +30,6 @@ from bot import format as fmt
 from bot.services import BotServices
 from index.engine import clean_question
 from index.errors import BadQuestionError, IndexBusyError, NewsdeskError
-from newsdesk.cli import format_report
 
 log = logging.getLogger(__name__)
 
@@ -331,7 +330,7 @@ async def cmd_reindex(update: Update, context: Context) -> None:
     except NewsdeskError as exc:
         await respond(update, context, fmt.plain(f"The re-index failed: {exc}"))
         return
-    summary = format_report(report, services.settings)
+    summary = report.summary(services.settings.index_path)
     await respond(
         update, context, fmt.format_reindex(summary, serving=services.engine.index.version)
     )

@@ -63,6 +63,27 @@ class ReindexReport:
     def wrote_new_version(self) -> bool:
         return self.version is not None and self.version != self.previous_version
 
+    def summary(self, index_dir: Path) -> str:
+        """The closing summary a person reads (CLI and the bot's /reindex)."""
+        if self.wrote_new_version:
+            kind = "full build" if self.full_rebuild else "incremental update"
+            lines = [f"Index {self.version} written to {index_dir} ({kind})."]
+        else:
+            lines = [f"Index {self.version} at {index_dir} is up to date."]
+        if self.reason:
+            lines.append(f"Previous index not reused: {self.reason}")
+        lines.append(
+            f"added {len(self.added)}, changed {len(self.changed)}, removed "
+            f"{len(self.removed)}, unchanged {self.unchanged}; passages {self.passages} "
+            f"(embedded {self.embedded}, reused {self.reused})"
+        )
+        if self.duplicates:
+            lines.append(f"duplicates skipped: {len(self.duplicates)}")
+        if self.skipped:
+            lines.append(f"skipped {len(self.skipped)}:")
+            lines += [f"  {s.path}: {s.reason}" for s in self.skipped]
+        return "\n".join(lines)
+
 
 def choose_store(kind: str, dimension: int, count: int, ann_from: int = ANN_FROM) -> VectorStore:
     """The vector store for ``count`` passages (policy and parameters: index/ann/policy.py)."""

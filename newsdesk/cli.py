@@ -232,30 +232,8 @@ def cmd_reindex(settings: Settings, *, quiet: bool = False) -> int:
     finally:
         if bar is not None:
             bar.close()
-    print(format_report(report, settings))
+    print(report.summary(settings.index_path))
     return 0
-
-
-def format_report(report: Any, settings: Settings) -> str:
-    lines = []
-    if report.wrote_new_version:
-        kind = "full build" if report.full_rebuild else "incremental update"
-        lines.append(f"Index {report.version} written to {settings.index_path} ({kind}).")
-    else:
-        lines.append(f"Index {report.version} at {settings.index_path} is up to date.")
-    if report.reason:
-        lines.append(f"Previous index not reused: {report.reason}")
-    lines.append(
-        f"added {len(report.added)}, changed {len(report.changed)}, removed "
-        f"{len(report.removed)}, unchanged {report.unchanged}; passages {report.passages} "
-        f"(embedded {report.embedded}, reused {report.reused})"
-    )
-    if report.duplicates:
-        lines.append(f"duplicates skipped: {len(report.duplicates)}")
-    if report.skipped:
-        lines.append(f"skipped {len(report.skipped)}:")
-        lines += [f"  {s.path}: {s.reason}" for s in report.skipped]
-    return "\n".join(lines)
 
 
 # ---- eval ------------------------------------------------------------------------------
