@@ -51,6 +51,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -152,8 +153,12 @@ def _normalise_text(text: str) -> str:
     return text.replace("'s ", " ").replace("'", "")
 
 
+@lru_cache(maxsize=1 << 16)
 def stem(word: str) -> str:
-    """A light, deterministic suffix stripper (plural, -ing, -ed, final e)."""
+    """A light, deterministic suffix stripper (plural, -ing, -ed, final e).
+
+    Cached: a question scores a few hundred words, mostly the same few thousand across
+    questions, and stemming them was half of the extractor's time (docs/benchmarks.md)."""
     if not word.isalpha():
         return word.replace(",", "")
     word = _SPELLING.get(word, word)
@@ -179,14 +184,17 @@ def tokens(text: str) -> list[str]:
     return [t.replace(",", "") for t in _TOKEN.findall(_normalise_text(text))]
 
 
+@lru_cache(maxsize=1 << 16)
+def _term(token: str) -> str:
+    """The stemmed content word of a token, or "" for a stopword or a single letter."""
+    if token in _STOPWORDS or (len(token) == 1 and not token.isdigit()):
+        return ""
+    return stem(token)
+
+
 def content_terms(text: str) -> list[str]:
     """Stemmed content words of ``text`` (stopwords and single letters dropped)."""
-    out: list[str] = []
-    for tok in tokens(text):
-        if tok in _STOPWORDS or (len(tok) == 1 and not tok.isdigit()):
-            continue
-        out.append(stem(tok))
-    return out
+    return [term for tok in tokens(text) if (term := _term(tok))]
 
 
 def _one_edit(a: str, b: str) -> bool:
@@ -435,8 +443,8 @@ def type_matches(kind: str | None, sentence: str, question_terms: set[str]) -> l
     if kind is None:
         return []
     found: list[_Match] = []
-    dates = [(m.start(), m.end(), m.group(0)) for m in _DATE_RE.finditer(sentence)]
     if kind == "date":
+        dates = [(m.start(), m.end(), m.group(0)) for m in _DATE_RE.finditer(sentence)]
         cue = None
         if question_terms & _END_STEMS:
             cue = _END_CUE
@@ -450,7 +458,14 @@ def type_matches(kind: str | None, sentence: str, question_terms: set[str]) -> l
                 found.append(_Match(value, s, strength))
     elif kind in QUANTITIES:
         fit = _QUANTITY_FIT[kind]
-        for m in _QUANTITY_RE.finditer(sentence):
+        quantities = list(_QUANTITY_RE.finditer(sentence))
+        # The date scan is the costliest regex here: run it only when a day can clash.
+        dates = (
+            [(m.start(), m.end(), m.group(0)) for m in _DATE_RE.finditer(sentence)]
+            if quantities
+            else []
+        )
+        for m in quantities:
             shape = m.lastgroup or "plain"
             value = m.group(0)
             if _in_terms(value, question_terms):
@@ -613,13 +628,14 @@ class AnswerExtractor:
         if not candidates:
             return []
         q_set = set(q_terms)
-        aliases = _typo_aliases(q_set, candidates)
-        sent_terms = [_expand(set(content_terms(c.text)), aliases) for c in candidates]
+        terms_of = _TermsMemo()  # titles and previous sentences repeat across candidates
+        aliases = _typo_aliases(q_set, candidates, terms_of)
+        sent_terms = [_expand(set(terms_of(c.text)), aliases) for c in candidates]
         ctx_terms = [
-            _expand(set(content_terms(f"{c.passage.title} {c.previous}")), aliases) | st
+            _expand(terms_of(c.passage.title) | terms_of(c.previous), aliases) | st
             for c, st in zip(candidates, sent_terms, strict=True)
         ]
-        prev_terms = [_expand(set(content_terms(c.previous)), aliases) for c in candidates]
+        prev_terms = [_expand(set(terms_of(c.previous)), aliases) for c in candidates]
         weights = _static_weights(q_terms)
         focus_w = _pool_weights(q_set, sent_terms)
 
@@ -782,10 +798,7 @@ def _proximity(
     if not matches:
         return 0.0
     words = [(m.start(), m.end(), m.group(0)) for m in re.finditer(r"[\w'’.,$£€%-]+", sentence)]
-    stems: list[str] = []
-    for _, _, word in words:
-        terms = content_terms(word)
-        stems.append(aliases.get(terms[0], terms[0]) if terms else "")
+    stems = [aliases.get(t, t) for t in map(_first_term, (w for _, _, w in words))]
     total = sum(weights.values()) or 1.0
     best = 0.0
     for match in matches:
@@ -832,7 +845,26 @@ def _coverage(weights: dict[str, float], terms: set[str]) -> float:
     return sum(w for t, w in weights.items() if t in terms) / total
 
 
-def _typo_aliases(q_terms: set[str], candidates: list[Candidate]) -> dict[str, str]:
+class _TermsMemo(dict[str, frozenset[str]]):
+    """``content_terms`` as a set, computed once per distinct text (one scoring call)."""
+
+    def __call__(self, text: str) -> frozenset[str]:
+        found = self.get(text)
+        if found is None:
+            found = self[text] = frozenset(content_terms(text))
+        return found
+
+
+@lru_cache(maxsize=1 << 16)
+def _first_term(word: str) -> str:
+    """The first content term of one word ("" if none), as ``_proximity`` reads words."""
+    terms = content_terms(word)
+    return terms[0] if terms else ""
+
+
+def _typo_aliases(
+    q_terms: set[str], candidates: list[Candidate], terms_of: Callable[[str], frozenset[str]]
+) -> dict[str, str]:
     """Map candidate words onto question words they likely stand for.
 
     A word one edit away from a question word of five letters or more that the
@@ -841,7 +873,7 @@ def _typo_aliases(q_terms: set[str], candidates: list[Candidate]) -> dict[str, s
     """
     vocab: set[str] = set()
     for cand in candidates:
-        vocab.update(content_terms(f"{cand.text} {cand.passage.title}"))
+        vocab.update(terms_of(cand.text), terms_of(cand.passage.title))
     aliases: dict[str, str] = {}
     for q in q_terms:
         if len(q) < 5 or not q.isalpha():
