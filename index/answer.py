@@ -528,6 +528,7 @@ class Candidate:
     novel: int = 0
     type_spans: list[_Match] = field(default_factory=list)
     eligible: bool = True
+    vector: np.ndarray | None = None  # stored at index time, if any
 
 
 class AnswerExtractor:
@@ -624,7 +625,7 @@ class AnswerExtractor:
         if not q_terms:
             return []
         kind = answer_type(question)
-        candidates = self._candidates(hits, article_text)
+        candidates = self._candidates(hits, article_text, sentence_vectors)
         if not candidates:
             return []
         q_set = set(q_terms)
@@ -651,7 +652,7 @@ class AnswerExtractor:
             ctx_terms = [ctx_terms[i] for i in keep]
             prev_terms = [prev_terms[i] for i in keep]
 
-        dense = self._dense(question, candidates, query_vector, sentence_vectors)
+        dense = self._dense(question, candidates, query_vector)
 
         for i, cand in enumerate(candidates):
             terms = sent_terms[i]
@@ -681,19 +682,10 @@ class AnswerExtractor:
     # -- internals ----------------------------------------------------------
 
     def _dense(
-        self,
-        question: str,
-        candidates: list[Candidate],
-        query_vector: np.ndarray | None,
-        stored: SentenceVectors | None,
+        self, question: str, candidates: list[Candidate], query_vector: np.ndarray | None
     ) -> np.ndarray:
         """Cosine of each candidate to the question, embedding only what isn't stored."""
-        vectors: list[np.ndarray | None] = [
-            stored.get(c.passage.passage_id, c.start - c.passage.start, c.end - c.passage.start)
-            if stored is not None
-            else None
-            for c in candidates
-        ]
+        vectors = [c.vector for c in candidates]
         missing = [i for i, v in enumerate(vectors) if v is None]
         texts = ([] if query_vector is not None else [question]) + [
             candidates[i].text for i in missing
@@ -709,8 +701,13 @@ class AnswerExtractor:
         return np.clip(matrix @ np.asarray(query_vector, dtype=np.float32), 0.0, 1.0)
 
     def _candidates(
-        self, hits: Sequence[Hit], article_text: Callable[[str], str]
+        self,
+        hits: Sequence[Hit],
+        article_text: Callable[[str], str],
+        stored: SentenceVectors | None = None,
     ) -> list[Candidate]:
+        """The sentences of the top passages: the spans and vectors stored at index time
+        when there are any, else ``sentence_spans`` of the passage (no vectors)."""
         out: list[Candidate] = []
         for index, hit in enumerate(hits[: self.max_passages]):
             passage = hit.passage
@@ -728,8 +725,13 @@ class AnswerExtractor:
                     passage.start,
                 )
                 continue
+            rows: list[tuple[int, int, np.ndarray | None]] = []
+            if stored is not None:
+                rows.extend(stored.of_passage(passage.passage_id))
+            if not rows:
+                rows = [(s, e, None) for s, e in sentence_spans(passage.text)]
             previous = ""
-            for s, e in sentence_spans(passage.text):
+            for s, e, vector in rows:
                 text = passage.text[s:e]
                 if len(tokens(text)) >= MIN_SENTENCE_WORDS:
                     out.append(
@@ -740,6 +742,7 @@ class AnswerExtractor:
                             end=passage.start + e,
                             text=text,
                             previous=previous,
+                            vector=vector,
                         )
                     )
                 previous = text
