@@ -90,7 +90,7 @@ class Retriever:
         self, query: str, doc_id: str, k: int = 5, query_vector: np.ndarray | None = None
     ) -> list[Hit]:
         """Rank one article's passages for a query by cosine, best first."""
-        own = [p for p in self.index.passages if p.doc_id == doc_id]
+        own = self.index.passages_of(doc_id)
         if not own:
             return []
         matrix = load_vectors(self.index.path)

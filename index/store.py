@@ -118,10 +118,21 @@ class LoadedIndex:
     vectors: VectorStore
     lexical: LexicalIndex
     sentences: SentenceVectors | None = None
+    _by_doc: dict[str, list[int]] | None = field(default=None, repr=False, compare=False)
 
     @property
     def version(self) -> str:
         return self.manifest.version
+
+    def passages_of(self, doc_id: str) -> list[Passage]:
+        """One article's passages in article order (a map built on first use)."""
+        by_doc = self._by_doc
+        if by_doc is None:  # built aside and then published: safe with concurrent readers
+            by_doc = {}
+            for position, passage in enumerate(self.passages):
+                by_doc.setdefault(passage.doc_id, []).append(position)
+            self._by_doc = by_doc
+        return [self.passages[i] for i in by_doc.get(doc_id, ())]
 
     def article_text(self, doc_id: str) -> str:
         return self.articles[doc_id].text
