@@ -93,6 +93,42 @@ def choose_store(kind: str, dimension: int, count: int, ann_from: int = ANN_FROM
         raise NewsdeskError(str(exc)) from exc
 
 
+EMBED_CHUNK = 256  # texts per progress step (and per task of a worker pool)
+
+
+def embed_texts(
+    embedder: Embedder,
+    texts: Sequence[str],
+    *,
+    batch_size: int = 32,
+    progress: Progress | None = None,
+) -> np.ndarray:
+    """The vectors of ``texts``, each distinct text embedded once.
+
+    The texts are sorted longest first across the whole job (not per chunk), so each
+    batch holds texts of nearly one length and pads little, then cut into chunks of
+    ``EMBED_CHUNK`` for progress reports and for a bulk embedder's workers.
+    """
+    unique = list(dict.fromkeys(texts))
+    order = sorted(range(len(unique)), key=lambda i: -len(unique[i]))
+    chunks = [
+        [unique[i] for i in order[begin : begin + EMBED_CHUNK]]
+        for begin in range(0, len(order), EMBED_CHUNK)
+    ]
+    out = np.zeros((len(unique), embedder.dimension), dtype=np.float32)
+    done = 0
+    if progress:
+        progress(0, len(unique))
+    embedded = embedder.embed_chunks(chunks, batch_size=batch_size)
+    for chunk, vectors in zip(chunks, embedded, strict=True):
+        out[order[done : done + len(chunk)]] = vectors
+        done += len(chunk)
+        if progress:
+            progress(done, len(unique))
+    row = {text: i for i, text in enumerate(unique)}
+    return out[[row[text] for text in texts]] if texts else out
+
+
 def reindex(
     corpus_dirs: Sequence[Path],
     index_dir: Path,
@@ -203,28 +239,11 @@ def _reindex_locked(
 
     to_embed = [p for p in passages if p.content_hash not in old_vectors]
     sentence_plan = plan_sentences(passages, lambda p: old_sentences.get(p.content_hash))
-    total = len(to_embed) + len(sentence_plan.todo)
-    done = 0
-
-    def embed_all(texts: list[str]) -> np.ndarray:
-        nonlocal done
-        out = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
-        step = max(batch_size, 256)
-        for begin in range(0, len(texts), step):
-            chunk = texts[begin : begin + step]
-            out[begin : begin + len(chunk)] = embedder.embed(chunk, batch_size=batch_size)
-            done += len(chunk)
-            if progress:
-                progress(done, total)
-        return out
-
-    if progress:
-        progress(0, total)
-    fresh = embed_all([p.embedding_text() for p in to_embed])
+    texts = [p.embedding_text() for p in to_embed] + [text for _, text in sentence_plan.todo]
+    vectors = embed_texts(embedder, texts, batch_size=batch_size, progress=progress)
+    fresh = vectors[: len(to_embed)]
     new_vectors = {p.content_hash: v for p, v in zip(to_embed, fresh, strict=True)}
-    sentences = sentence_plan.finish(
-        embed_all([text for _, text in sentence_plan.todo]), embedder.dimension
-    )
+    sentences = sentence_plan.finish(vectors[len(to_embed) :], embedder.dimension)
     report.embedded = len(to_embed)
     report.sentences_embedded = len(sentence_plan.todo)
     report.reused = len(passages) - len(to_embed)

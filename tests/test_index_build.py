@@ -151,3 +151,54 @@ def test_corrupt_and_missing_indexes_are_named(small_corpus, tmp_path, fake_embe
 def test_second_reindex_is_refused_while_one_runs(small_corpus, tmp_path, fake_embedder):
     with reindex_lock(tmp_path / "idx"), pytest.raises(IndexBusyError, match="Another re-index"):
         reindex([small_corpus], tmp_path / "idx", fake_embedder)
+
+
+class CountingEmbedder(HashingEmbedder):
+    """Records every text it embeds and each batch it is given."""
+
+    def __init__(self) -> None:
+        super().__init__(32)
+        self.seen: list[str] = []
+        self.batches: list[list[str]] = []
+
+    def embed(self, texts, *, batch_size: int = 32):
+        self.seen.extend(texts)
+        self.batches.append(list(texts))
+        return super().embed(texts, batch_size=batch_size)
+
+
+def test_each_distinct_text_is_embedded_once_longest_first(monkeypatch) -> None:
+    import numpy as np
+
+    from index import build
+
+    monkeypatch.setattr(build, "EMBED_CHUNK", 3)
+    texts = ["b", "a much longer text", "b", "medium text", "a much longer text", "c", "dd"]
+    embedder = CountingEmbedder()
+    steps: list[tuple[int, int]] = []
+    vectors = build.embed_texts(embedder, texts, progress=lambda d, t: steps.append((d, t)))
+    assert sorted(embedder.seen) == sorted(set(texts))  # duplicates embedded once
+    assert [len(t) for t in embedder.seen] == sorted((len(t) for t in set(texts)), reverse=True)
+    assert [len(c) for c in embedder.batches] == [3, 2]
+    assert np.allclose(vectors, HashingEmbedder(32).embed(texts))  # rows follow the input
+    assert steps == [(0, 5), (3, 5), (5, 5)]
+    assert build.embed_texts(embedder, []).shape == (0, 32)
+
+
+def test_a_pooled_build_matches_an_in_process_one(small_corpus: Path, tmp_path: Path) -> None:
+    import numpy as np
+
+    from index.embedders.pool import PooledEmbedder, WorkerSpec
+    from index.store import load_vectors
+
+    local = HashingEmbedder(256)
+    pool = PooledEmbedder(
+        local, WorkerSpec("hashing:256", str(tmp_path), "auto", 1), workers=2, min_texts=1
+    )
+    reindex([small_corpus], tmp_path / "pooled", pool)
+    reindex([small_corpus], tmp_path / "local", local)
+    assert pool.pool_runs == 1
+    a, b = (load_index(tmp_path / name) for name in ("pooled", "local"))
+    assert np.array_equal(load_vectors(a.path), load_vectors(b.path))
+    assert a.sentences is not None and b.sentences is not None
+    assert np.array_equal(a.sentences.vectors, b.sentences.vectors)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -25,6 +25,14 @@ class Embedder(ABC):
 
     def embed_one(self, text: str) -> np.ndarray:
         return self.embed([text])[0]
+
+    def embed_chunks(
+        self, chunks: Sequence[Sequence[str]], *, batch_size: int = 32
+    ) -> Iterator[np.ndarray]:
+        """The vectors of each chunk, in order, as each is done (for progress reports).
+        A bulk embedder may work on several chunks at once (``index.embedders.pool``)."""
+        for chunk in chunks:
+            yield self.embed(chunk, batch_size=batch_size)
 
 
 def normalise(vectors: np.ndarray) -> np.ndarray:
