@@ -18,8 +18,9 @@ log = logging.getLogger(__name__)
 def make_embedder(settings: Settings, *, lazy: bool = True, purpose: str = "query") -> Embedder:
     """The configured embedder. Lazy by default: the model is loaded on the first ``embed``,
     so a re-index that finds nothing changed never loads it. ``purpose="bulk"`` (re-index)
-    lets ``auto`` pick torch fp32, faster in batches; ``query`` picks ONNX Runtime, which
-    needs no torch. Both give the same vectors (same fingerprint)."""
+    lets ``auto`` pick torch (bf16 autocast where the CPU has it), faster in batches, and
+    spreads large jobs over worker processes; ``query`` picks ONNX Runtime, which needs no
+    torch. They give the same vectors (same fingerprint)."""
     return load_embedder(
         settings.embedding_model,
         settings.data_dir,
@@ -27,6 +28,7 @@ def make_embedder(settings: Settings, *, lazy: bool = True, purpose: str = "quer
         threads=settings.embedding_threads,
         lazy=lazy,
         purpose=purpose,
+        workers=settings.embedding_workers if purpose == "bulk" else 1,
     )
 
 

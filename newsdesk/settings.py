@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     embedding_batch_size: int = Field(32, ge=1, le=1024)
     embedding_backend: Literal["auto", "torch", "torch-bf16", "onnx", "onnx-int8"] = "auto"
     embedding_threads: int | None = Field(None, ge=1, le=256)
+    embedding_workers: int = Field(0, ge=0, le=64)
     vector_store: Literal["auto", "flat", "hnsw", "hnsw-refine", "ivf"] = "auto"
     ann_from: int = Field(50_000, ge=1)
     answer_threshold: float | None = None

@@ -72,11 +72,32 @@ def test_unknown_backend_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_fingerprints_equal_for_equivalent_backends_only() -> None:
-    for backend in ("auto", "torch", "onnx"):
+    for backend in ("auto", "torch", "torch-bf16", "onnx"):
         assert backend_fingerprint(DEFAULT_MODEL_SHA256, backend) == DEFAULT_MODEL_SHA256
-    lossy = {backend_fingerprint(DEFAULT_MODEL_SHA256, b) for b in ("onnx-int8", "torch-bf16")}
-    assert DEFAULT_MODEL_SHA256 not in lossy and len(lossy) == 2
-    assert backend_fingerprint(DEFAULT_MODEL_SHA256, "onnx-int8").endswith(INT8_SUFFIX)
+    int8 = backend_fingerprint(DEFAULT_MODEL_SHA256, "onnx-int8")
+    assert int8 != DEFAULT_MODEL_SHA256 and int8.endswith(INT8_SUFFIX)
+
+
+def test_native_bf16_is_read_from_the_cpu_flags(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    import builtins
+
+    from index.embedders import models
+
+    real_open = builtins.open
+
+    def fake_cpuinfo(flags: str):
+        cpuinfo = tmp_path / f"cpuinfo-{len(flags)}"
+        cpuinfo.write_text(f"processor\t: 0\nflags\t\t: fpu sse2 {flags}\n")
+        return lambda path, *a, **kw: real_open(
+            cpuinfo if path == "/proc/cpuinfo" else path, *a, **kw
+        )
+
+    monkeypatch.setattr(builtins, "open", fake_cpuinfo("avx2 avx512f avx512_bf16"))
+    assert models.native_bf16()
+    monkeypatch.setattr(builtins, "open", fake_cpuinfo("avx2 amx_bf16"))
+    assert models.native_bf16()
+    monkeypatch.setattr(builtins, "open", fake_cpuinfo("avx2 avx512f"))
+    assert not models.native_bf16()
 
 
 def _fake_model_dir(path: Path, *, pooling: dict | None = None, dense: bool = False) -> Path:
@@ -272,6 +293,81 @@ def test_torch_index_is_served_by_onnx_and_refused_by_int8(
         load_index(tmp_path / "idx", expect_model=(int8.name, int8.fingerprint))
 
 
+@pytest.mark.model
+@needs_onnx
+def test_bf16_index_is_served_by_onnx_like_an_fp32_one(
+    torch_embedder, onnx_embedder, model_data_dir: Path, small_corpus: Path, tmp_path: Path
+) -> None:
+    """bf16 autocast (the bulk default on CPUs with native bf16) counts as the same model:
+    its vectors are within cosine 0.9999 of fp32 and its index ranks like the fp32 one."""
+    from index.build import reindex
+    from index.engine import Engine
+    from index.store import load_index
+
+    bf16 = load_embedder("all-MiniLM-L6-v2", model_data_dir, backend="torch-bf16")
+    assert bf16.fingerprint == torch_embedder.fingerprint
+    cos = np.sum(bf16.embed(TEXTS) * torch_embedder.embed(TEXTS), axis=1)
+    assert np.min(cos) >= 0.9999
+    reindex([small_corpus], tmp_path / "fp32", torch_embedder)
+    reindex([small_corpus], tmp_path / "bf16", bf16)
+    expect = (onnx_embedder.name, onnx_embedder.fingerprint)
+    for question in ("how fast is the Cell processor?", "when does the base lease end?"):
+        ranked = [
+            [
+                h.passage.passage_id
+                for h in Engine.create(
+                    load_index(tmp_path / name, expect_model=expect), onnx_embedder
+                ).search(question, k=3, mode="dense")
+            ]
+            for name in ("fp32", "bf16")
+        ]
+        assert ranked[0] == ranked[1]
+
+
+# ---- bulk embedding in worker processes ------------------------------------------------------
+
+
+def test_workers_are_planned_per_core() -> None:
+    from index.embedders.pool import MAX_WORKERS, plan_workers
+
+    assert plan_workers(2) == (2, 1)
+    assert plan_workers(1) == (1, 1)
+    assert plan_workers(16) == (MAX_WORKERS, 16 // MAX_WORKERS)
+    assert plan_workers(8, requested=1) == (1, 8)
+    assert plan_workers(8, requested=2) == (2, 4)
+
+
+def test_pool_embeds_large_jobs_in_workers_with_the_same_vectors(tmp_path: Path) -> None:
+    from index.embedders.pool import PooledEmbedder, WorkerSpec
+
+    local = HashingEmbedder(64)
+    pool = PooledEmbedder(
+        local, WorkerSpec("hashing:64", str(tmp_path), "auto", 1), workers=2, min_texts=10
+    )
+    chunks = [[f"text number {i} of chunk {c}" for i in range(7)] for c in range(4)]
+    got = list(pool.embed_chunks(chunks))
+    assert pool.pool_runs == 1
+    assert [len(v) for v in got] == [7, 7, 7, 7]
+    for chunk, vectors in zip(chunks, got, strict=True):
+        assert np.allclose(vectors, local.embed(chunk))
+    small = list(pool.embed_chunks(chunks[:1]))  # under min_texts: in-process
+    assert pool.pool_runs == 1 and np.allclose(small[0], local.embed(chunks[0]))
+    assert pool.fingerprint == local.fingerprint and pool.dimension == 64
+
+
+def test_bulk_embedder_from_settings_is_a_pool_that_stays_lazy(tmp_path: Path) -> None:
+    from index.embedders.pool import PooledEmbedder
+
+    model = _fake_model_dir(tmp_path / "m")
+    pooled = load_embedder(str(model), tmp_path, lazy=True, purpose="bulk", workers=2)
+    assert isinstance(pooled, PooledEmbedder) and pooled.workers == 2
+    assert pooled.dimension == 48 and not pooled.loaded
+    single = load_embedder(str(model), tmp_path, lazy=True, purpose="bulk", workers=1)
+    assert isinstance(single, LazyEmbedder)
+    query = load_embedder(str(model), tmp_path, lazy=True, purpose="query", workers=2)
+    assert isinstance(query, LazyEmbedder)
+
+
 def _run(code: str) -> str:
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=False
@@ -313,11 +409,13 @@ def test_lazy_embedder_knows_its_identity_without_loading(model_data_dir: Path) 
 
 
 def test_auto_picks_by_purpose(tmp_path: Path) -> None:
+    from index.embedders import models
     from index.embedders.models import choose_backend
 
     model = _fake_model_dir(tmp_path / "m")
     if importlib.util.find_spec("sentence_transformers") is not None:
-        assert choose_backend("auto", model, "fp", tmp_path, "bulk") == "torch"
+        bulk = choose_backend("auto", model, "fp", tmp_path, "bulk")
+        assert bulk == ("torch-bf16" if models.native_bf16() else "torch")
     query = choose_backend("auto", model, "fp", tmp_path, "query")
     assert query == ("onnx" if HAVE_ORT and HAVE_EXPORT else "torch")
     assert choose_backend("auto", "some/hub-name", "fp", tmp_path, "query") == "torch"

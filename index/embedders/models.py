@@ -137,34 +137,46 @@ def _can_export() -> bool:
     return all(importlib.util.find_spec(m) is not None for m in ("torch", "transformers", "onnx"))
 
 
-BF16_SUFFIX = "+torch-bf16"
+def native_bf16() -> bool:
+    """True when the CPU computes bf16 natively (AVX-512 BF16 or AMX), where bf16 autocast
+    is fast; elsewhere it is emulated, and slower than fp32. Linux only (/proc/cpuinfo)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
 
 
 def backend_fingerprint(fingerprint: str, backend: str) -> str:
     """The index fingerprint of a backend: the weights' hash unless its vectors differ.
 
     torch fp32 and ONNX Runtime fp32 give the same vectors (cosine >= 0.9999 and the same
-    top-10; tested), so an index built with one is read by the other. bf16 autocast
-    (cosine ~0.99997, but a different top-10 for a few percent of queries) and int8
-    (cosine ~0.99) are measurably different: each builds its own kind of index.
+    top-10; tested), so an index built with one is read by the other. bf16 autocast counts
+    as the same model too: cosine to fp32 >= 0.99996 on every passage of the shared corpus,
+    and an index built with it scored every dev-set figure exactly as the fp32 one, queried
+    by bf16 or by ONNX Runtime fp32 (docs/benchmarks.md). int8 (cosine ~0.99, a different
+    top-10 for most queries) is measurably different: it builds its own kind of index.
     """
     if backend == "onnx-int8":
         from index.embedders.onnx import INT8_SUFFIX
 
         return fingerprint + INT8_SUFFIX
-    if backend == "torch-bf16":
-        return fingerprint + BF16_SUFFIX
     return fingerprint
 
 
 def choose_backend(
     backend: str, source: Path | str, fingerprint: str, data_dir: Path, purpose: str = "query"
 ) -> str:
-    """Resolve ``auto`` by measurement (docs/benchmarks.md), between the two backends that
-    give the same vectors: for ``purpose="query"`` (questions, answer sentences: small
-    batches, start-up and memory matter) ONNX Runtime fp32 where it can run, which needs no
-    torch; for ``purpose="bulk"`` (indexing), torch fp32, whose batch throughput measured
-    higher than ONNX Runtime's on the 2-core machine. An explicit backend is returned as is."""
+    """Resolve ``auto`` by measurement (docs/benchmarks.md), among the backends that give
+    the same vectors: for ``purpose="query"`` (questions, answer sentences: small batches,
+    start-up and memory matter) ONNX Runtime fp32 where it can run, which needs no torch;
+    for ``purpose="bulk"`` (indexing), torch with bf16 autocast on a CPU with native bf16
+    (~1.9x the fp32 rate there), else torch fp32, whose batch throughput measured higher
+    than ONNX Runtime's on the 2-core machine. An explicit backend is returned as is."""
     if backend not in BACKENDS:
         raise ModelError(
             f"Unknown embedding backend {backend!r}: use one of {', '.join(BACKENDS)}."
@@ -174,7 +186,7 @@ def choose_backend(
     if backend != "auto":
         return backend
     if purpose == "bulk" and importlib.util.find_spec("sentence_transformers") is not None:
-        return "torch"
+        return "torch-bf16" if native_bf16() else "torch"
     if not isinstance(source, Path) or not _onnx_runtime_available():
         return "torch"
     from index.embedders.onnx import cached_onnx_model, supports_onnx
@@ -194,6 +206,7 @@ def load_embedder(
     threads: int | None = None,
     lazy: bool = False,
     purpose: str = "query",
+    workers: int = 1,
 ) -> Embedder:
     """Build the embedder the settings ask for. ``hashing`` is the test/demo embedder.
 
@@ -205,6 +218,8 @@ def load_embedder(
     ``lazy``: return at once an embedder whose name, fingerprint and dimension are
     known but whose model is loaded on the first ``embed`` (no torch import before).
     ``purpose``: what ``auto`` optimises for, ``query`` or ``bulk`` (see ``choose_backend``).
+    ``workers`` (bulk only): worker processes for large jobs, 0 for one per core (up to
+    ``pool.MAX_WORKERS``), 1 for none (see ``index.embedders.pool``).
     """
     if name == "hashing" or name.startswith("hashing:"):
         from index.embedders.hashing import HashingEmbedder
@@ -212,6 +227,16 @@ def load_embedder(
         dim = int(name.split(":", 1)[1]) if ":" in name else 256
         return HashingEmbedder(dim)
     data_dir = Path(data_dir)
+    if purpose == "bulk" and workers != 1:
+        from index.embedders.pool import PooledEmbedder, WorkerSpec, plan_workers
+
+        count, per_worker = plan_workers(requested=max(0, workers))
+        if count > 1:
+            local = load_embedder(
+                name, data_dir, backend=backend, threads=threads, lazy=lazy, purpose=purpose
+            )
+            spec = WorkerSpec(name, str(data_dir.resolve()), backend, per_worker)
+            return PooledEmbedder(local, spec, workers=count)
     source, fingerprint = resolve_model(name, data_dir)
     if backend not in BACKENDS:
         raise ModelError(

@@ -1,0 +1,122 @@
+"""Bulk embedding in several worker processes, each with its own model and few threads.
+
+On the 2-core machine one encoder with 2 intra-op threads kept the cores ~65% busy on
+this model's small matrices (short sentences above all): one thread alone reached
+65-80% of the two-thread rate on passages and 50-75% on sentences. Two single-threaded
+processes therefore embed a large build faster than one two-threaded one
+(docs/benchmarks.md). Each worker loads the model once (a few seconds), so the pool is
+only started for a job of at least ``min_texts`` texts; smaller jobs (a typical
+re-index) are embedded in-process by the ``local`` embedder.
+
+Workers are started with ``spawn``, never ``fork``: forking a process that has already
+loaded torch or ONNX Runtime thread pools can deadlock.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from index.embedders.base import Embedder
+
+DEFAULT_MIN_TEXTS = 2_000
+MAX_WORKERS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSpec:
+    """What each worker passes to ``load_embedder``."""
+
+    name: str
+    data_dir: str
+    backend: str
+    threads: int
+
+
+def plan_workers(cores: int | None = None, requested: int = 0) -> tuple[int, int]:
+    """(worker processes, threads each) for this machine: one single-threaded worker per
+    core up to ``MAX_WORKERS``, the remaining cores shared out as threads. ``requested``
+    overrides the worker count (1 = no pool)."""
+    cores = max(1, cores or os.cpu_count() or 1)
+    workers = requested if requested > 0 else min(cores, MAX_WORKERS)
+    return workers, max(1, cores // workers)
+
+
+_worker: Embedder | None = None
+
+
+def _start_worker(spec: WorkerSpec) -> None:
+    """Initializer of a worker process: load the model once, with ``spec.threads`` threads."""
+    global _worker
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(spec.threads)
+    from index.embedders.models import load_embedder
+
+    _worker = load_embedder(
+        spec.name, Path(spec.data_dir), backend=spec.backend, threads=spec.threads, purpose="bulk"
+    )
+
+
+def _embed_in_worker(texts: Sequence[str], batch_size: int) -> np.ndarray:
+    assert _worker is not None, "worker not initialised"
+    return _worker.embed(texts, batch_size=batch_size)
+
+
+class PooledEmbedder(Embedder):
+    """An embedder for bulk jobs: ``embed_chunks`` spreads chunks over worker processes
+    when there are at least ``min_texts`` texts; everything else goes to ``local``."""
+
+    def __init__(
+        self,
+        local: Embedder,
+        spec: WorkerSpec,
+        *,
+        workers: int,
+        min_texts: int = DEFAULT_MIN_TEXTS,
+    ) -> None:
+        self.local = local
+        self.spec = spec
+        self.workers = workers
+        self.min_texts = min_texts
+        self.name = local.name
+        self.fingerprint = local.fingerprint
+        self.pool_runs = 0  # how many jobs went to the pool (for tests and reports)
+
+    @property  # type: ignore[override]
+    def dimension(self) -> int:
+        return self.local.dimension
+
+    @property
+    def loaded(self) -> bool:
+        return bool(getattr(self.local, "loaded", True))
+
+    def embed(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
+        return self.local.embed(texts, batch_size=batch_size)
+
+    def embed_chunks(
+        self, chunks: Sequence[Sequence[str]], *, batch_size: int = 32
+    ) -> Iterator[np.ndarray]:
+        if self.workers < 2 or sum(len(c) for c in chunks) < self.min_texts:
+            yield from self.local.embed_chunks(chunks, batch_size=batch_size)
+            return
+        self.pool_runs += 1
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=context,
+            initializer=_start_worker,
+            initargs=(self.spec,),
+        ) as pool:
+            futures = [pool.submit(_embed_in_worker, list(c), batch_size) for c in chunks]
+            try:
+                for future in futures:
+                    yield future.result()
+            finally:
+                for future in futures:
+                    future.cancel()
