@@ -355,6 +355,17 @@ def test_pool_embeds_large_jobs_in_workers_with_the_same_vectors(tmp_path: Path)
     assert pool.fingerprint == local.fingerprint and pool.dimension == 64
 
 
+def test_a_worker_that_cannot_load_the_model_says_why(tmp_path: Path) -> None:
+    from index.embedders.pool import PooledEmbedder, WorkerSpec
+
+    missing = str(tmp_path / "no-such-model")
+    pool = PooledEmbedder(
+        HashingEmbedder(8), WorkerSpec(missing, str(tmp_path), "torch", 1), workers=2, min_texts=1
+    )
+    with pytest.raises(ModelError, match="no-such-model"):
+        list(pool.embed_chunks([["a text"], ["another"]]))
+
+
 def test_bulk_embedder_from_settings_is_a_pool_that_stays_lazy(tmp_path: Path) -> None:
     from index.embedders.pool import PooledEmbedder
 

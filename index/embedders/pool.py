@@ -18,12 +18,14 @@ import multiprocessing
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from index.embedders.base import Embedder
+from index.errors import ModelError
 
 DEFAULT_MIN_TEXTS = 2_000
 MAX_WORKERS = 4
@@ -48,22 +50,33 @@ def plan_workers(cores: int | None = None, requested: int = 0) -> tuple[int, int
     return workers, max(1, cores // workers)
 
 
-_worker: Embedder | None = None
+_worker: Embedder | Exception | None = None
 
 
 def _start_worker(spec: WorkerSpec) -> None:
-    """Initializer of a worker process: load the model once, with ``spec.threads`` threads."""
+    """Initializer of a worker process: load the model once, with ``spec.threads`` threads.
+    A failure is kept and raised by the first task, where its message reaches the parent
+    (an initializer that raises only breaks the pool, message lost)."""
     global _worker
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(spec.threads)
-    from index.embedders.models import load_embedder
+    try:
+        from index.embedders.models import load_embedder
 
-    _worker = load_embedder(
-        spec.name, Path(spec.data_dir), backend=spec.backend, threads=spec.threads, purpose="bulk"
-    )
+        _worker = load_embedder(
+            spec.name,
+            Path(spec.data_dir),
+            backend=spec.backend,
+            threads=spec.threads,
+            purpose="bulk",
+        )
+    except Exception as exc:
+        _worker = exc
 
 
 def _embed_in_worker(texts: Sequence[str], batch_size: int) -> np.ndarray:
+    if isinstance(_worker, Exception):
+        raise _worker
     assert _worker is not None, "worker not initialised"
     return _worker.embed(texts, batch_size=batch_size)
 
@@ -117,6 +130,11 @@ class PooledEmbedder(Embedder):
             try:
                 for future in futures:
                     yield future.result()
+            except BrokenProcessPool as exc:
+                raise ModelError(
+                    f"An embedding worker process died ({exc}). If memory is short, set "
+                    "NEWSDESK_EMBEDDING_WORKERS=1 to embed in the indexing process."
+                ) from exc
             finally:
                 for future in futures:
                     future.cancel()
