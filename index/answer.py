@@ -49,7 +49,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -336,6 +336,29 @@ _QUANTITY_RE = re.compile(
     rf"|\b(?:{_NUMBER_WORDS})(?:\s(?:to|of|in)\s(?:{_NUMBER_WORDS}))?\b)",
     re.IGNORECASE,
 )
+# Where a match of each pattern can start: a superset of its first characters, so that the
+# pattern (a long alternation, tried at every position by ``finditer``) is only tried there.
+# ``_scan`` with them finds exactly what ``finditer`` finds (checked on all 44,300 sentences
+# of the shared corpus), 2-3x faster.
+_DATE_STARTS = re.compile(r"\b[\dA-Zmneylt]")  # digits, capitals, the keywords' first letters
+_QUANTITY_STARTS = re.compile(
+    rf"[$£€¥]|\b(?:\d|[a-z]{{1,2}}[$£€¥]|{_NUMBER_WORDS}|every|once|twice)", re.IGNORECASE
+)
+
+
+def _scan(pattern: re.Pattern[str], starts: re.Pattern[str], text: str) -> Iterator[re.Match[str]]:
+    """``pattern.finditer(text)``, trying ``pattern`` only where ``starts`` matches."""
+    end = 0
+    for start in starts.finditer(text):
+        pos = start.start()
+        if pos < end:
+            continue
+        found = pattern.match(text, pos)
+        if found:
+            yield found
+            end = found.end()
+
+
 # How well a quantity of each shape answers each kind of quantity question.
 _QUANTITY_FIT: dict[str, dict[str, float]] = {
     "money": {"money": 1.0, "percent": 0.3, "measure": 0.3, "plain": 0.5, "word": 0.3},
@@ -444,7 +467,7 @@ def type_matches(kind: str | None, sentence: str, question_terms: set[str]) -> l
         return []
     found: list[_Match] = []
     if kind == "date":
-        dates = [(m.start(), m.end(), m.group(0)) for m in _DATE_RE.finditer(sentence)]
+        dates = [(m.start(), m.end(), m.group(0)) for m in _scan(_DATE_RE, _DATE_STARTS, sentence)]
         cue = None
         if question_terms & _END_STEMS:
             cue = _END_CUE
@@ -458,10 +481,10 @@ def type_matches(kind: str | None, sentence: str, question_terms: set[str]) -> l
                 found.append(_Match(value, s, strength))
     elif kind in QUANTITIES:
         fit = _QUANTITY_FIT[kind]
-        quantities = list(_QUANTITY_RE.finditer(sentence))
+        quantities = list(_scan(_QUANTITY_RE, _QUANTITY_STARTS, sentence))
         # The date scan is the costliest regex here: run it only when a day can clash.
         dates = (
-            [(m.start(), m.end(), m.group(0)) for m in _DATE_RE.finditer(sentence)]
+            [(m.start(), m.end(), m.group(0)) for m in _scan(_DATE_RE, _DATE_STARTS, sentence)]
             if quantities
             else []
         )
@@ -625,11 +648,11 @@ class AnswerExtractor:
         if not q_terms:
             return []
         kind = answer_type(question)
-        candidates = self._candidates(hits, article_text, sentence_vectors)
+        terms_of = _TermsMemo()
+        candidates = self._candidates(hits, article_text, sentence_vectors, terms_of)
         if not candidates:
             return []
         q_set = set(q_terms)
-        terms_of = _TermsMemo()  # titles and previous sentences repeat across candidates
         aliases = _typo_aliases(q_set, candidates, terms_of)
         sent_terms = [_expand(set(terms_of(c.text)), aliases) for c in candidates]
         ctx_terms = [
@@ -705,9 +728,11 @@ class AnswerExtractor:
         hits: Sequence[Hit],
         article_text: Callable[[str], str],
         stored: SentenceVectors | None = None,
+        memo: _TermsMemo | None = None,
     ) -> list[Candidate]:
         """The sentences of the top passages: the spans and vectors stored at index time
         when there are any, else ``sentence_spans`` of the passage (no vectors)."""
+        memo = _TermsMemo() if memo is None else memo
         out: list[Candidate] = []
         for index, hit in enumerate(hits[: self.max_passages]):
             passage = hit.passage
@@ -733,7 +758,7 @@ class AnswerExtractor:
             previous = ""
             for s, e, vector in rows:
                 text = passage.text[s:e]
-                if len(tokens(text)) >= MIN_SENTENCE_WORDS:
+                if memo.count(text) >= MIN_SENTENCE_WORDS:
                     out.append(
                         Candidate(
                             hit_index=index,
@@ -848,14 +873,22 @@ def _coverage(weights: dict[str, float], terms: set[str]) -> float:
     return sum(w for t, w in weights.items() if t in terms) / total
 
 
-class _TermsMemo(dict[str, frozenset[str]]):
-    """``content_terms`` as a set, computed once per distinct text (one scoring call)."""
+class _TermsMemo(dict[str, tuple[int, frozenset[str]]]):
+    """Token count and ``content_terms`` (as a set) of each distinct text, computed once
+    per scoring call: titles and previous sentences repeat across candidates."""
 
-    def __call__(self, text: str) -> frozenset[str]:
+    def analyse(self, text: str) -> tuple[int, frozenset[str]]:
         found = self.get(text)
         if found is None:
-            found = self[text] = frozenset(content_terms(text))
+            toks = tokens(text)
+            found = self[text] = (len(toks), frozenset(t for tok in toks if (t := _term(tok))))
         return found
+
+    def __call__(self, text: str) -> frozenset[str]:
+        return self.analyse(text)[1]
+
+    def count(self, text: str) -> int:
+        return self.analyse(text)[0]
 
 
 @lru_cache(maxsize=1 << 16)

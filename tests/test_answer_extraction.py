@@ -306,3 +306,31 @@ def test_neighbour_is_never_joined_across_a_paragraph_break() -> None:
     )
     assert answer.answered
     assert answer.quote == "He was replaced by Jane Doe, the finance director."
+
+
+SCAN_SAMPLES = [
+    "Sony paid US$2bn, A$4.67 a share and £16.5m, or 160m euros, to 19,800 yen holders.",
+    "On 16 November 2004, at midnight on Friday, the deal ran until 2042 (late-1990s talks).",
+    "Turnout was 61.4%, up two percent; seven of ten voters chose twice in a row.",
+    "He ran 10km in 27 minutes, 3 seconds, every four years since the mid-1980s.",
+    "Last week, the 2004/05 season's 3-1 win came at 7.30pm GMT, next month in May.",
+    "No numbers here, only Words and Capitals like Tuesday or Jan. and tonight.",
+    "",
+]
+
+
+def test_anchored_scans_find_exactly_what_finditer_finds() -> None:
+    from index.answer import _DATE_RE, _DATE_STARTS, _QUANTITY_RE, _QUANTITY_STARTS, _scan
+    from index.sentences import sentence_spans
+    from tests.conftest import SHARED
+
+    texts = list(SCAN_SAMPLES)
+    bbc = SHARED / "corpus" / "bbc"
+    if bbc.is_dir():  # and some real news text, when ../shared is there
+        for path in sorted(bbc.rglob("*.txt"))[:40]:
+            text = path.read_text(encoding="latin-1")
+            texts.extend(text[s:e] for s, e in sentence_spans(text))
+    for pattern, starts in ((_DATE_RE, _DATE_STARTS), (_QUANTITY_RE, _QUANTITY_STARTS)):
+        for text in texts:
+            expected = [(m.span(), m.lastgroup) for m in pattern.finditer(text)]
+            assert [(m.span(), m.lastgroup) for m in _scan(pattern, starts, text)] == expected
