@@ -596,6 +596,7 @@ class AnswerExtractor:
             article_text,
             query_vector=query_vector,
             sentence_vectors=sentence_vectors,
+            only_best=True,
         )
         eligible = [c for c in candidates if c.eligible]
         if not eligible:
@@ -637,12 +638,16 @@ class AnswerExtractor:
         *,
         query_vector: np.ndarray | None = None,
         sentence_vectors: SentenceVectors | None = None,
+        only_best: bool = False,
     ) -> list[Candidate]:
         """Every candidate sentence of the top passages with its features and score.
 
         Passages whose text is not found at their offset in the article are skipped
         (with a warning). Ineligible candidates (nothing new beyond the question)
         are returned with ``eligible=False`` so a calibration script can see them.
+        ``only_best``: score fully only the candidates that could still be the best
+        eligible one; the others are returned ineligible, without answer-type features
+        (the best candidate and its score are the same either way).
         """
         q_terms = content_terms(question)
         if not q_terms:
@@ -680,26 +685,44 @@ class AnswerExtractor:
         for i, cand in enumerate(candidates):
             terms = sent_terms[i]
             cand.novel = len(terms - q_set)
+            cand.features = {
+                "dense": float(dense[i]),
+                "lex": _coverage(weights, terms),
+                "lex_ctx": _coverage(weights, ctx_terms[i]),
+                "focus": _coverage(focus_w, terms),
+                "type": 0.0,  # the answer-type features, below
+                "near": 0.0,
+                "prev_lex": _coverage(weights, prev_terms[i]),
+                "rank": 1.0 / (1.0 + cand.hit_index),
+            }
+        order: Sequence[int] = range(len(candidates))
+        bound: list[float] = []
+        prune = only_best and kind is not None
+        if prune:
+            # type and near are at most 1: a candidate whose other features cannot reach
+            # the best score found so far even with both at 1 cannot win; its pattern scans
+            # (most of the extractor's time) are skipped.
+            top = WEIGHTS["type"] + WEIGHTS["near"]
+            bound = [_weighted(c.features) + top for c in candidates]
+            order = sorted(order, key=lambda i: -bound[i])
+        best = -math.inf
+        for i in order:
+            cand = candidates[i]
+            if prune and bound[i] + 1e-9 < best:
+                cand.eligible = False  # cannot be the answer; type features not computed
+                continue
+            feats = cand.features
             cand.type_spans = type_matches(kind, cand.text, q_set)
             type_score = max((m.strength for m in cand.type_spans), default=0.0)
             near = _proximity(cand.text, cand.type_spans, weights, aliases)
             if kind is None:
                 type_score = 0.5
-                near = 0.5 * _coverage(weights, terms)
-            feats = {
-                "dense": float(dense[i]),
-                "lex": _coverage(weights, terms),
-                "lex_ctx": _coverage(weights, ctx_terms[i]),
-                "focus": _coverage(focus_w, terms),
-                "type": type_score,
-                "near": near,
-                "prev_lex": _coverage(weights, prev_terms[i]),
-                "rank": 1.0 / (1.0 + cand.hit_index),
-            }
-            cand.features = feats
-            score = sum(WEIGHTS[name] * value for name, value in feats.items())
-            cand.score = min(1.0, max(0.0, score))
+                near = 0.5 * _coverage(weights, sent_terms[i])
+            feats["type"], feats["near"] = type_score, near
+            cand.score = min(1.0, max(0.0, _weighted(feats)))
             cand.eligible = cand.novel > 0 or (kind is not None and type_score > 0)
+            if cand.eligible:
+                best = max(best, cand.score)
         return candidates
 
     # -- internals ----------------------------------------------------------
@@ -839,6 +862,10 @@ def _proximity(
         covered = sum(w for t, w in weights.items() if t in window) / total
         best = max(best, match.strength * covered)
     return best
+
+
+def _weighted(features: dict[str, float]) -> float:
+    return sum(WEIGHTS[name] * value for name, value in features.items())
 
 
 def _static_weights(q_terms: list[str]) -> dict[str, float]:

@@ -334,3 +334,33 @@ def test_anchored_scans_find_exactly_what_finditer_finds() -> None:
         for text in texts:
             expected = [(m.span(), m.lastgroup) for m in pattern.finditer(text)]
             assert [(m.span(), m.lastgroup) for m in _scan(pattern, starts, text)] == expected
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "when does the base lease end?",
+        "how many russian troops are stationed in tajikistan",
+        "who is tajikistans defence minister?",
+        "where did shoigu go after the talks",
+        "why is moscow worried about central asia",
+        "what is the base called",
+        "tell me about the military maneuvers",
+    ],
+)
+def test_pruned_scoring_picks_what_full_scoring_picks(seed, question) -> None:
+    """extract() skips the pattern scans of candidates that cannot win: same best, same score."""
+    articles, passages = seed
+    extractor = AnswerExtractor(HashingEmbedder(), threshold=0.0)
+    hits = _hits(passages)
+    full = extractor.score_sentences(question, hits, articles.__getitem__)
+    pruned = extractor.score_sentences(question, hits, articles.__getitem__, only_best=True)
+
+    def best(cands):
+        eligible = [c for c in cands if c.eligible]
+        top = max(eligible, key=lambda c: (c.score, -c.hit_index, -c.start))
+        return top.start, top.end, top.score, [m.text for m in top.type_spans]
+
+    assert best(pruned) == best(full)
+    answer = extractor.extract(question, hits, articles.__getitem__)
+    assert answer.answered and answer.confidence == round(best(full)[2], 4)
