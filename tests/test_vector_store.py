@@ -17,6 +17,7 @@ from index.ann.faiss_store import omp_threads
 from index.ann.policy import (
     APPROXIMATE_KINDS,
     DEFAULT_ANN_FROM,
+    DEFAULT_IVF_FROM,
     auto_kind,
     choose_store,
     ivf_params,
@@ -106,8 +107,12 @@ def test_empty_store_and_k_larger_than_size() -> None:
 def test_size_policy() -> None:
     assert auto_kind(10) == "flat"
     assert auto_kind(DEFAULT_ANN_FROM - 1) == "flat"
-    assert auto_kind(DEFAULT_ANN_FROM) != "flat"
-    assert auto_kind(5000, ann_from=1000) != "flat"
+    assert auto_kind(DEFAULT_ANN_FROM) == "hnsw"
+    assert auto_kind(DEFAULT_IVF_FROM - 1) == "hnsw"
+    assert auto_kind(DEFAULT_IVF_FROM) == auto_kind(1_000_000) == "ivf"
+    assert auto_kind(5000, ann_from=1000) == "hnsw"
+    assert auto_kind(500_000, ann_from=600_000) == "flat"  # ann_from wins over ivf_from
+    assert auto_kind(700_000, ann_from=600_000) == "ivf"
     assert choose_store("auto", DIM, 10).kind == "flat"
     assert choose_store("auto", DIM, 10, ann_from=5).kind == auto_kind(10, 5)
     for kind in ("flat", *APPROXIMATE_KINDS):
