@@ -808,25 +808,19 @@ def tile_lexical(lexical: Any, n: int) -> Any:
 
     from index.lexical import LexicalIndex
 
-    model = lexical._model
-    scores = model.scores
-    base_n = int(scores["num_docs"])
-    vocab_n = len(scores["indptr"]) - 1
-    matrix = sp.csc_matrix(
-        (scores["data"], scores["indices"], scores["indptr"]), shape=(base_n, vocab_n)
-    )
+    base_n = lexical.num_docs
+    vocab_n = len(lexical.indptr) - 1
+    matrix = sp.csc_matrix((lexical.data, lexical.indices, lexical.indptr), shape=(base_n, vocab_n))
     reps = -(-n // base_n)
     big = sp.vstack([matrix] * reps, format="csr")[:n].tocsc()
     big.sort_indices()
-    tiled = type(model).__new__(type(model))
-    tiled.__dict__.update(model.__dict__)
-    tiled.scores = {
-        "data": big.data.astype(scores["data"].dtype),
-        "indices": big.indices.astype(scores["indices"].dtype),
-        "indptr": big.indptr.astype(scores["indptr"].dtype),
-        "num_docs": n,
-    }
-    return LexicalIndex(tiled, lexical._vocab)
+    return LexicalIndex(
+        big.data.astype(lexical.data.dtype),
+        big.indices.astype(lexical.indices.dtype),
+        big.indptr.astype(lexical.indptr.dtype),
+        n,
+        lexical._vocab,
+    )
 
 
 def lexical_search_nonzero(lexical: Any, query: str, k: int) -> list[tuple[int, float]]:
@@ -836,7 +830,7 @@ def lexical_search_nonzero(lexical: Any, query: str, k: int) -> list[tuple[int, 
     token_ids = [lexical._vocab[t] for t in tokenize(query) if t in lexical._vocab]
     if not token_ids:
         return []
-    scores = lexical._model.get_scores(token_ids)
+    scores = lexical.scores(token_ids)
     candidates = np.flatnonzero(scores > 0)
     if len(candidates) > k:
         candidates = candidates[np.argpartition(-scores[candidates], k - 1)[:k]]
@@ -933,8 +927,9 @@ def scale_worker(args: argparse.Namespace) -> None:
     start = now()
     lexical = tile_lexical(small.lexical, n)
     out["bm25_build_s"] = now() - start
-    sc = lexical._model.scores
-    out["bm25_mem_mib"] = sum(sc[k].nbytes for k in ("data", "indices", "indptr")) / 2**20
+    out["bm25_mem_mib"] = (
+        sum(getattr(lexical, k).nbytes for k in ("data", "indices", "indptr")) / 2**20
+    )
     out["bm25_rss_delta_mib"] = rss_mib() - rss0
     for name, fn in (
         ("bm25", lambda q: lexical.search(q, 50)),

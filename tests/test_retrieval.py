@@ -57,6 +57,68 @@ def test_lexical_index_round_trips(tmp_path: Path):
     assert again.search("beta", 5) == lexical.search("beta", 5)
 
 
+LEXICAL_TEXTS = [
+    "Russian troops are stationed at the base in Tajikistan until 2042.",
+    "The lease agreement for the military base was signed in October 2012.",
+    "Troops, troops and more troops: the base holds 7,000 of them.",
+    "Sony's Cell processor does 256 billion calculations a second.",
+    "Tajik Defense Minister Sherali Mirzo met Shoigu in Dushanbe.",
+    "",
+]
+
+
+def test_bm25_scores_are_bm25s_own_and_read_from_its_files(tmp_path: Path):
+    """The query side scores with numpy alone: the same scores as bm25s, read from the files
+    bm25s itself writes (indexes built before this change load unchanged)."""
+    import json
+
+    import bm25s
+    import numpy as np
+    from bm25s.tokenization import Tokenized
+
+    from index.lexical import STOPWORDS_EN
+
+    assert frozenset(bm25s.stopwords.STOPWORDS_EN) == STOPWORDS_EN
+    lexical = LexicalIndex.build(LEXICAL_TEXTS)
+    vocab = lexical._vocab
+    ids = [[vocab[t] for t in tokenize(text)] or [0] for text in LEXICAL_TEXTS]
+    model = bm25s.BM25()
+    model.index(Tokenized(ids=ids, vocab=vocab), show_progress=False)
+    (tmp_path / "bm25").mkdir()
+    model.save(str(tmp_path / "bm25"), show_progress=False)
+    (tmp_path / "bm25" / "newsdesk_vocab.json").write_text(json.dumps(vocab))
+    from_bm25s_files = LexicalIndex.load(tmp_path)
+    for query in ("troops base", "base base lease", "calculations", "Mirzo in Dushanbe"):
+        token_ids = [vocab[t] for t in tokenize(query) if t in vocab]
+        expected = model.get_scores(token_ids)
+        assert np.array_equal(lexical.scores(token_ids), expected)
+        assert np.array_equal(from_bm25s_files.scores(token_ids), expected)
+        assert from_bm25s_files.search(query, 3) == lexical.search(query, 3)
+
+
+def test_answering_imports_neither_bm25s_nor_scipy(small_corpus: Path, tmp_path: Path):
+    import subprocess
+    import sys
+
+    from index.embedders.hashing import HashingEmbedder
+
+    reindex([small_corpus], tmp_path / "idx", HashingEmbedder(256))
+    code = (
+        "import sys\n"
+        "from index.embedders.hashing import HashingEmbedder\n"
+        "from index.engine import Engine\n"
+        "from index.store import load_index\n"
+        f"engine = Engine.create(load_index({str(tmp_path / 'idx')!r}), HashingEmbedder(256))\n"
+        "answer = engine.ask('how many troops are stationed there?')\n"
+        "heavy = [m for m in ('bm25s', 'scipy', 'torch') if m in sys.modules]\n"
+        "print(answer.answered, heavy)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path.cwd()
+    )
+    assert out.stdout.strip().splitlines()[-1] == "True []"
+
+
 def test_ask_prefers_the_article_a_reply_is_about(small_corpus: Path, tmp_path: Path):
     from index.embedders.hashing import HashingEmbedder
     from index.engine import Engine
