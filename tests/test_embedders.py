@@ -342,7 +342,10 @@ def test_pool_embeds_large_jobs_in_workers_with_the_same_vectors(tmp_path: Path)
 
     local = HashingEmbedder(64)
     pool = PooledEmbedder(
-        local, WorkerSpec("hashing:64", str(tmp_path), "auto", 1), workers=2, min_texts=10
+        local,
+        WorkerSpec("hashing:64", str(tmp_path), "auto", 1, local.fingerprint),
+        workers=2,
+        min_texts=10,
     )
     chunks = [[f"text number {i} of chunk {c}" for i in range(7)] for c in range(4)]
     got = list(pool.embed_chunks(chunks))
@@ -360,9 +363,21 @@ def test_a_worker_that_cannot_load_the_model_says_why(tmp_path: Path) -> None:
 
     missing = str(tmp_path / "no-such-model")
     pool = PooledEmbedder(
-        HashingEmbedder(8), WorkerSpec(missing, str(tmp_path), "torch", 1), workers=2, min_texts=1
+        HashingEmbedder(8),
+        WorkerSpec(missing, str(tmp_path), "torch", 1, "fp"),
+        workers=2,
+        min_texts=1,
     )
     with pytest.raises(ModelError, match="no-such-model"):
+        list(pool.embed_chunks([["a text"], ["another"]]))
+
+
+def test_a_worker_with_another_model_refuses(tmp_path: Path) -> None:
+    from index.embedders.pool import PooledEmbedder, WorkerSpec
+
+    spec = WorkerSpec("hashing:64", str(tmp_path), "auto", 1, "announced-elsewhere")
+    pool = PooledEmbedder(HashingEmbedder(64), spec, workers=2, min_texts=1)
+    with pytest.raises(ModelError, match="not the announced"):
         list(pool.embed_chunks([["a text"], ["another"]]))
 
 

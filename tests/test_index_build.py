@@ -193,7 +193,10 @@ def test_a_pooled_build_matches_an_in_process_one(small_corpus: Path, tmp_path: 
 
     local = HashingEmbedder(256)
     pool = PooledEmbedder(
-        local, WorkerSpec("hashing:256", str(tmp_path), "auto", 1), workers=2, min_texts=1
+        local,
+        WorkerSpec("hashing:256", str(tmp_path), "auto", 1, local.fingerprint),
+        workers=2,
+        min_texts=1,
     )
     reindex([small_corpus], tmp_path / "pooled", pool)
     reindex([small_corpus], tmp_path / "local", local)

@@ -1,7 +1,7 @@
 """Bulk embedding in several worker processes, each with its own model and few threads.
 
-On the 2-core machine one encoder with 2 intra-op threads kept the cores ~65% busy on
-this model's small matrices (short sentences above all): one thread alone reached
+On the 2-core machine one encoder with 2 intra-op threads does not keep both cores busy
+on this model's small matrices (short sentences above all): one thread alone reached
 65-80% of the two-thread rate on passages and 50-75% on sentences. Two single-threaded
 processes therefore embed a large build faster than one two-threaded one
 (docs/benchmarks.md). Each worker loads the model once (a few seconds), so the pool is
@@ -39,6 +39,7 @@ class WorkerSpec:
     data_dir: str
     backend: str
     threads: int
+    fingerprint: str  # what the parent announced: a worker whose model differs refuses
 
 
 def plan_workers(cores: int | None = None, requested: int = 0) -> tuple[int, int]:
@@ -70,6 +71,11 @@ def _start_worker(spec: WorkerSpec) -> None:
             threads=spec.threads,
             purpose="bulk",
         )
+        if _worker.fingerprint != spec.fingerprint:
+            raise ModelError(
+                f"An embedding worker loaded {_worker.fingerprint!r}, not the announced "
+                f"{spec.fingerprint!r}."
+            )
     except Exception as exc:
         _worker = exc
 
