@@ -115,3 +115,15 @@ def real_embedder(model_data_dir: Path):
     from index.embedders import load_embedder
 
     return load_embedder("all-MiniLM-L6-v2", model_data_dir)
+
+
+def hashing_pool(tmp_path: Path, dimension: int = 64, *, min_texts: int = 1, **spec: str):
+    """A two-worker pool of hashing embedders (fast to spawn); ``spec`` overrides fields
+    of the workers' spec (``name``, ``backend``, ``fingerprint``) to make them fail."""
+    from index.embedders.pool import PooledEmbedder, WorkerSpec
+
+    local = HashingEmbedder(dimension)
+    fields = {"name": f"hashing:{dimension}", "backend": "auto", "fingerprint": local.fingerprint}
+    fields.update(spec)
+    worker = WorkerSpec(fields["name"], str(tmp_path), fields["backend"], 1, fields["fingerprint"])
+    return PooledEmbedder(local, worker, workers=2, min_texts=min_texts)

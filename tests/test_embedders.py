@@ -34,6 +34,7 @@ from index.embedders.onnx import (
     supports_onnx,
 )
 from index.errors import IndexMismatchError, ModelError
+from tests.conftest import hashing_pool
 
 REPO = Path(__file__).resolve().parents[1]
 HAVE_ORT = all(importlib.util.find_spec(m) for m in ("onnxruntime", "tokenizers"))
@@ -338,15 +339,8 @@ def test_workers_are_planned_per_core() -> None:
 
 
 def test_pool_embeds_large_jobs_in_workers_with_the_same_vectors(tmp_path: Path) -> None:
-    from index.embedders.pool import PooledEmbedder, WorkerSpec
-
-    local = HashingEmbedder(64)
-    pool = PooledEmbedder(
-        local,
-        WorkerSpec("hashing:64", str(tmp_path), "auto", 1, local.fingerprint),
-        workers=2,
-        min_texts=10,
-    )
+    pool = hashing_pool(tmp_path, 64, min_texts=10)
+    local = pool.local
     chunks = [[f"text number {i} of chunk {c}" for i in range(7)] for c in range(4)]
     got = list(pool.embed_chunks(chunks))
     assert pool.pool_runs == 1
@@ -359,24 +353,13 @@ def test_pool_embeds_large_jobs_in_workers_with_the_same_vectors(tmp_path: Path)
 
 
 def test_a_worker_that_cannot_load_the_model_says_why(tmp_path: Path) -> None:
-    from index.embedders.pool import PooledEmbedder, WorkerSpec
-
-    missing = str(tmp_path / "no-such-model")
-    pool = PooledEmbedder(
-        HashingEmbedder(8),
-        WorkerSpec(missing, str(tmp_path), "torch", 1, "fp"),
-        workers=2,
-        min_texts=1,
-    )
+    pool = hashing_pool(tmp_path, name=str(tmp_path / "no-such-model"), backend="torch")
     with pytest.raises(ModelError, match="no-such-model"):
         list(pool.embed_chunks([["a text"], ["another"]]))
 
 
 def test_a_worker_with_another_model_refuses(tmp_path: Path) -> None:
-    from index.embedders.pool import PooledEmbedder, WorkerSpec
-
-    spec = WorkerSpec("hashing:64", str(tmp_path), "auto", 1, "announced-elsewhere")
-    pool = PooledEmbedder(HashingEmbedder(64), spec, workers=2, min_texts=1)
+    pool = hashing_pool(tmp_path, fingerprint="announced-elsewhere")
     with pytest.raises(ModelError, match="not the announced"):
         list(pool.embed_chunks([["a text"], ["another"]]))
 

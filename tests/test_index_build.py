@@ -188,16 +188,11 @@ def test_each_distinct_text_is_embedded_once_longest_first(monkeypatch) -> None:
 def test_a_pooled_build_matches_an_in_process_one(small_corpus: Path, tmp_path: Path) -> None:
     import numpy as np
 
-    from index.embedders.pool import PooledEmbedder, WorkerSpec
     from index.store import load_vectors
+    from tests.conftest import hashing_pool
 
-    local = HashingEmbedder(256)
-    pool = PooledEmbedder(
-        local,
-        WorkerSpec("hashing:256", str(tmp_path), "auto", 1, local.fingerprint),
-        workers=2,
-        min_texts=1,
-    )
+    pool = hashing_pool(tmp_path, 256)
+    local = pool.local
     reindex([small_corpus], tmp_path / "pooled", pool)
     reindex([small_corpus], tmp_path / "local", local)
     assert pool.pool_runs == 1

@@ -113,6 +113,8 @@ def test_size_policy() -> None:
     assert auto_kind(5000, ann_from=1000) == "hnsw"
     assert auto_kind(500_000, ann_from=600_000) == "flat"  # ann_from wins over ivf_from
     assert auto_kind(700_000, ann_from=600_000) == "ivf"
+    assert choose_store("hnsw", DIM, 100_000).ef_search == 128  # narrower below 150k
+    assert choose_store("hnsw", DIM, 200_000).ef_search == 256
     assert choose_store("auto", DIM, 10).kind == "flat"
     assert choose_store("auto", DIM, 10, ann_from=5).kind == auto_kind(10, 5)
     for kind in ("flat", *APPROXIMATE_KINDS):

@@ -235,9 +235,7 @@ def load_embedder(
             local = load_embedder(
                 name, data_dir, backend=backend, threads=threads, lazy=lazy, purpose=purpose
             )
-            spec = WorkerSpec(
-                name, str(data_dir.resolve()), backend, per_worker, local.fingerprint
-            )
+            spec = WorkerSpec(name, str(data_dir.resolve()), backend, per_worker, local.fingerprint)
             return PooledEmbedder(local, spec, workers=count)
     source, fingerprint = resolve_model(name, data_dir)
     if backend not in BACKENDS:
