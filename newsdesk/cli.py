@@ -223,7 +223,8 @@ def cmd_reindex(settings: Settings, *, quiet: bool = False) -> int:
         if bar is None:
             from tqdm import tqdm
 
-            bar = tqdm(total=total, unit="passage", desc="embedding", file=sys.stderr)
+            # passages and their sentences, each distinct text once
+            bar = tqdm(total=total, unit="text", desc="embedding", file=sys.stderr)
         bar.update(done - bar.n)
 
     embedder = make_embedder(settings, purpose="bulk")
