@@ -27,7 +27,7 @@ import numpy as np
 from index.embedders.base import Embedder
 from index.errors import IndexMismatchError
 from index.sentences import sentence_spans
-from index.store import Change, LoadedIndex, load_vectors, read_changes
+from index.store import Change, LoadedIndex, read_changes
 from index.subscriptions import SubscriptionStore, pending_changes
 from index.types import Passage
 
@@ -118,7 +118,7 @@ class AlertMatcher:
             empty = np.zeros((len(topic_vectors), len(docs)), dtype=np.float32)
             return docs, empty, np.zeros_like(empty, dtype=np.int64)
         rows = np.concatenate([np.asarray(by_doc[d], dtype=np.int64) for d in docs])
-        matrix = np.asarray(load_vectors(index.path)[rows], dtype=np.float32)
+        matrix = np.asarray(index.vector_matrix()[rows], dtype=np.float32)
         sims = np.asarray(topic_vectors, dtype=np.float32) @ matrix.T  # (topics, passages)
         scores = np.empty((len(topic_vectors), len(docs)), dtype=np.float32)
         best = np.empty((len(topic_vectors), len(docs)), dtype=np.int64)

@@ -57,7 +57,7 @@ import numpy as np
 
 from index.embedders.base import Embedder
 from index.sentence_vectors import SentenceVectors
-from index.sentences import sentence_spans
+from index.sentences import sentence_spans, wordset
 from index.types import Answer, Hit, Passage
 
 __all__ = [
@@ -70,10 +70,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-def _wordset(text: str) -> frozenset[str]:
-    return frozenset(text.split())
 
 
 DEFAULT_THRESHOLD = 0.56
@@ -100,7 +96,7 @@ _TOKEN = re.compile(r"\d+(?:[.,:/]\d+)*|[a-z0-9]+")
 _ACRONYMS = re.compile(r"\b([a-z])\.([a-z])\.(?:([a-z])\.)?")
 
 # Function words, question words, chat filler and apostrophe-less contractions.
-_STOPWORDS = _wordset(
+_STOPWORDS = wordset(
     """
     a an the and or but nor so yet if then than that this these those there here
     of in on at to for from by with without into onto over under about above below
@@ -219,23 +215,23 @@ def _one_edit(a: str, b: str) -> bool:
 
 QUANTITIES = frozenset(("money", "percent", "count", "measure", "number"))
 
-_MEASURE_HEADS = _wordset("long tall far big old high fast heavy large deep wide short")
-_MONEY_WORDS = _wordset(
+_MEASURE_HEADS = wordset("long tall far big old high fast heavy large deep wide short")
+_MONEY_WORDS = wordset(
     """money cost costs pay paid pays spend spent price prices worth fine fined fee fees
     salary salaries bonus bonuses payout payouts earn earned raise raised charge charged
     subscription bid sell sold budget loss losses lose losing profit profits revenue
     compensation damages settle settlement"""
 )
-_PERCENT_WORDS = _wordset("share percentage percent proportion rate")
-_NUMBER_WORDS_Q = _wordset(
+_PERCENT_WORDS = wordset("share percentage percent proportion rate")
+_NUMBER_WORDS_Q = wordset(
     """number numbers figure figures total sum score scores vote votes tally margin majority
     population amount count result"""
 )
-_MEASURE_WORDS = _wordset("time record height length distance weight size speed age duration")
-_DATE_WORDS = _wordset("year date day month decade century deadline")
-_PLACE_WORDS = _wordset("city country town place venue stadium region village state capital")
-_MARKET_WORDS = _wordset("price prices share shares stock stocks index currency")
-_FILLER = _wordset("is was are were be been the a an s of do does did has have had will would")
+_MEASURE_WORDS = wordset("time record height length distance weight size speed age duration")
+_DATE_WORDS = wordset("year date day month decade century deadline")
+_PLACE_WORDS = wordset("city country town place venue stadium region village state capital")
+_MARKET_WORDS = wordset("price prices share shares stock stocks index currency")
+_FILLER = wordset("is was are were be been the a an s of do does did has have had will would")
 
 
 def answer_type(question: str) -> str | None:
@@ -303,8 +299,8 @@ _DATE_RE = re.compile(
     rf"|\b(?:midnight|noon|yesterday|today|tomorrow|tonight)\b"
     rf"|\b(?:last|next|this)\s+(?:week|month|year|weekend|spring|summer|autumn|winter)\b",
 )
-_END_STEMS = frozenset(map(stem, _wordset("end ends expire finish last run deadline close due")))
-_START_STEMS = frozenset(map(stem, _wordset("start begin open launch found establish")))
+_END_STEMS = frozenset(map(stem, wordset("end ends expire finish last run deadline close due")))
+_START_STEMS = frozenset(map(stem, wordset("start begin open launch found establish")))
 _END_CUE = re.compile(
     r"\b(?:until|till|to|through|by|expires?|ends?|runs?|before)\s+(?:\S+\s+){0,2}$", re.I
 )
@@ -385,7 +381,7 @@ _STRONG_REASON = re.compile(
     r"|the reason|insufficient|on the grounds|in order to)\b",
     re.IGNORECASE,
 )
-_ROLE_WORDS = _wordset(
+_ROLE_WORDS = wordset(
     """minister president chairman chairwoman chair secretary chief general coach manager
     boss director leader judge prime foreign defense defence home interior finance deputy
     vice executive spokesman spokeswoman chancellor governor senator mayor ambassador
@@ -394,14 +390,14 @@ _ROLE_WORDS = _wordset(
     constable inspector detective sergeant superintendent professor dr mr mrs ms miss"""
 )
 _QUOTED_RE = re.compile(r"(?<!\w)[\"“‘']([^\"”’'\n]{2,60}?)[\"”’'](?!\w)")
-_ORG_WORDS = _wordset(
+_ORG_WORDS = wordset(
     """society court foundation bank group party council commission committee university
     agency department office service association union company corporation corp inc ltd
     plc club league federation institute ministry government parliament house senate
     congress park street road city county state republic kingdom america europe network
     news times post journal tv radio bbc fc united"""
 )
-_SENTENCE_OPENERS = _wordset(
+_SENTENCE_OPENERS = wordset(
     """the a an he she it they we i you his her its their our this that these those
     there but and so yet however meanwhile in on at for after before when while if as
     since although though despite mr mrs ms dr"""

@@ -26,7 +26,6 @@ from index.store import (
     collect_garbage,
     current_version_path,
     load_index,
-    load_vectors,
     next_version,
     reindex_lock,
     unchanged_version,
@@ -191,7 +190,7 @@ def _reindex_locked(
         try:
             old = load_index(index_dir, expect_model=(embedder.name, embedder.fingerprint))
             report.previous_version = old.version
-            matrix = load_vectors(old.path)
+            matrix = old.vector_matrix()
             for passage in old.passages:
                 old_vectors[passage.content_hash] = matrix[passage.passage_id]
                 if old.sentences is not None:

@@ -7,7 +7,7 @@ from typing import Literal
 import numpy as np
 
 from index.embedders.base import Embedder
-from index.store import LoadedIndex, load_vectors
+from index.store import LoadedIndex
 from index.types import Hit
 
 Mode = Literal["hybrid", "dense", "bm25"]
@@ -93,7 +93,7 @@ class Retriever:
         own = self.index.passages_of(doc_id)
         if not own:
             return []
-        matrix = load_vectors(self.index.path)
+        matrix = self.index.vector_matrix()
         if query_vector is None:
             query_vector = self.embedder.embed([query])[0]
         scores = np.asarray(matrix[[p.passage_id for p in own]]) @ query_vector

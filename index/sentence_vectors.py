@@ -29,27 +29,24 @@ class SentenceVectors:
     spans: np.ndarray
     vectors: np.ndarray
 
-    @classmethod
-    def empty(cls, dimension: int) -> SentenceVectors:
-        return cls(np.zeros((0, 3), np.int64), np.zeros((0, dimension), np.float16))
+    def _rows(self, passage_id: int) -> range:
+        """The rows of passage ``passage_id`` (rows are sorted by passage id)."""
+        column = self.spans[:, 0]
+        lo = int(np.searchsorted(column, passage_id, "left"))
+        return range(lo, int(np.searchsorted(column, passage_id, "right")))
 
     def get(self, passage_id: int, start: int, end: int) -> np.ndarray | None:
         """The stored vector of passage ``passage_id``'s sentence [start, end), or None."""
-        column = self.spans[:, 0]
-        lo = int(np.searchsorted(column, passage_id, "left"))
-        hi = int(np.searchsorted(column, passage_id, "right"))
-        for row in range(lo, hi):
+        for row in self._rows(passage_id):
             if self.spans[row, 1] == start and self.spans[row, 2] == end:
                 return np.asarray(self.vectors[row], dtype=np.float32)
         return None
 
     def of_passage(self, passage_id: int) -> list[tuple[int, int, np.ndarray]]:
-        column = self.spans[:, 0]
-        lo = int(np.searchsorted(column, passage_id, "left"))
-        hi = int(np.searchsorted(column, passage_id, "right"))
+        """(start, end, vector) of each sentence of passage ``passage_id``, in order."""
         return [
             (int(self.spans[r, 1]), int(self.spans[r, 2]), np.asarray(self.vectors[r]))
-            for r in range(lo, hi)
+            for r in self._rows(passage_id)
         ]
 
     def save(self, directory: Path) -> None:

@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["sentence_spans", "split_sentences"]
+__all__ = ["sentence_spans", "split_sentences", "wordset"]
 
 
-def _wordset(text: str) -> frozenset[str]:
+def wordset(text: str) -> frozenset[str]:
+    """The whitespace-separated words of a word-list literal."""
     return frozenset(text.split())
 
 
@@ -41,23 +42,23 @@ _NEXT_WORD = re.compile(r"\s*[\"'“‘«(\[]*(\S*)")
 _DOTTED_ACRONYM = re.compile(r"^(?:[A-Za-z]\.)+[A-Za-z]$")
 
 # Never end a sentence: a name or number always follows these.
-_TITLES = _wordset(
+_TITLES = wordset(
     """mr mrs ms messrs dr prof sr jr st gen lt col maj capt cpt sgt cmdr adm gov sen rep
     rev fr hon pres supt insp det cpl pte brig mt ft"""
 )
 # Never end a sentence mid-sentence (followed by an example, an opponent ...).
-_INFIX = _wordset("vs v eg e.g ie i.e cf approx viz")
+_INFIX = wordset("vs v eg e.g ie i.e cf approx viz")
 # Followed by a digit: "No. 10", "Jan. 5", "p. 12", "Art. 5".
-_BEFORE_DIGIT = _wordset(
+_BEFORE_DIGIT = wordset(
     """no nos vol p pp art fig sec ch op jan feb apr jun jul aug sep sept oct nov dec
     tel ext"""
 )
 # May end a sentence; split only when a typical sentence opener follows.
-_SOFT = _wordset(
+_SOFT = wordset(
     """inc ltd co corp plc bros llc etc jan feb apr jun jul aug sep sept oct nov dec
     mon tue tues thu thur thurs fri dept univ assn govt intl natl"""
 )
-_OPENERS = _wordset(
+_OPENERS = wordset(
     """the a an he she it they we i you his her its their our this that these those there
     but and so yet however meanwhile in on at for after before when while if as
     since although though despite mr mrs ms dr last earlier later some many most

@@ -119,6 +119,7 @@ class LoadedIndex:
     lexical: LexicalIndex
     sentences: SentenceVectors | None = None
     _by_doc: dict[str, list[int]] | None = field(default=None, repr=False, compare=False)
+    _matrix: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def version(self) -> str:
@@ -133,6 +134,12 @@ class LoadedIndex:
                 by_doc.setdefault(passage.doc_id, []).append(position)
             self._by_doc = by_doc
         return [self.passages[i] for i in by_doc.get(doc_id, ())]
+
+    def vector_matrix(self) -> np.ndarray:
+        """The passages' vectors (row = passage id), memory-mapped once on first use."""
+        if self._matrix is None:
+            self._matrix = load_vectors(self.path)
+        return self._matrix
 
     def article_text(self, doc_id: str) -> str:
         return self.articles[doc_id].text

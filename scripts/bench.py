@@ -788,9 +788,6 @@ class TiledSentences:
         self.inner = inner
         self.base = base
 
-    def get(self, passage_id: int, start: int, end: int) -> np.ndarray | None:
-        return self.inner.get(passage_id % self.base, start, end)
-
     def of_passage(self, passage_id: int) -> list[tuple[int, int, np.ndarray]]:
         return self.inner.of_passage(passage_id % self.base)
 
