@@ -20,10 +20,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatMemberStatus, ChatType, ParseMode
@@ -61,7 +60,6 @@ from index.subscriptions import (
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 
 App = Application[Any, Any, Any, Any, Any, Any]
 ALERTS = "newsdesk.alerts"
@@ -122,9 +120,6 @@ class AlertService:
         self.matcher = matcher
         self.retry_interval = retry_interval
         self.rounds = 0  # completed rounds (tests wait on it)
-        self.last_match: ProcessReport | None = None
-        self.last_delivery = DeliveryReport()
-        self._lock = asyncio.Lock()
         self._again = False
         self._retry_due = False
         self._closed = False
@@ -157,19 +152,19 @@ class AlertService:
 
     @property
     def busy(self) -> bool:
-        return self._again or self._lock.locked()
+        """A round is running or asked for (one task runs rounds, one at a time)."""
+        return self._again or (self._task is not None and not self._task.done())
 
     async def _rounds(self) -> None:
         while self._again and self.app.running:
             self._again = False
-            async with self._lock:
-                try:
-                    await self.run_round()
-                except Exception:  # a round must never take the bot down
-                    log.exception("Alert round failed; the next round retries")
-                    self._retry_due = True
-                finally:
-                    self.rounds += 1
+            try:
+                await self.run_round()
+            except Exception:  # a round must never take the bot down
+                log.exception("Alert round failed; the next round retries")
+                self._retry_due = True
+            finally:
+                self.rounds += 1
 
     async def close(self, timeout: float = 10.0) -> None:
         self._closed = True
@@ -186,8 +181,8 @@ class AlertService:
     # -- one round ----------------------------------------------------------------------
 
     async def run_round(self) -> None:
-        self.last_match = await asyncio.to_thread(self.match)
-        self.last_delivery = await self.deliver()
+        await asyncio.to_thread(self.match)
+        await self.deliver()
 
     def match(self) -> ProcessReport | None:
         """Queue the alerts of the index versions after the cursor (blocking)."""
@@ -281,17 +276,12 @@ class AlertService:
     async def preview(self, topic: str) -> list[TopicMatch]:
         engine = self.services.engine
         try:
-            return await self.in_executor(
+            return await self.services.run(
                 self.matcher.preview, topic, engine.index, PREVIEW_ARTICLES
             )
         except NewsdeskError as exc:
             log.warning("No preview for %r: %s", topic, exc)
             return []
-
-    async def in_executor(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run blocking engine work on the bot's question threads (not the event loop)."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.services.executor, partial(fn, *args))
 
 
 def get_alerts(source: Context | App) -> AlertService:
@@ -333,18 +323,6 @@ def acting_user(update: Update) -> int | None:
     return None if user is None or user.id == ANONYMOUS_ADMIN else user.id
 
 
-async def rate_limited(update: Update, context: Context) -> bool:
-    """The per-user limit of questions also covers /subscribe (its preview is a search)."""
-    services = get_services(context)
-    user_id = acting_user(update)
-    if user_id is None or h.is_admin(services, user_id):
-        return False
-    wait = services.limiter.hit(user_id)
-    if wait:
-        await h.respond(update, context, fmt.plain(fmt.format_rate_limited(wait)))
-    return bool(wait)
-
-
 # ---- commands ----------------------------------------------------------------------------
 
 
@@ -374,7 +352,7 @@ async def cmd_subscribe(update: Update, context: Context) -> None:
     if not await may_change(update, context):
         await h.respond(update, context, fmt.plain(afmt.GROUP_RULE))
         return
-    if await rate_limited(update, context):  # its preview is a search
+    if await h.rate_limited(update, context, acting_user(update)):  # its preview is a search
         return
     try:
         sub = await asyncio.to_thread(alerts.store.add, chat.id, topic, acting_user(update))

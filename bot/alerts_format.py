@@ -13,12 +13,10 @@ from dataclasses import dataclass
 
 from bot.format import (
     TELEGRAM_LIMIT,
-    attr,
     clip,
     clip_escaped,
     esc,
-    safe_url,
-    short_date,
+    source_line,
     split_html,
     tg_len,
 )
@@ -31,20 +29,9 @@ QUOTE_BUDGET = 1500  # UTF-16 units of the escaped quote (a quote full of '&' is
 BUTTON_TOPIC_MAX = 40
 EXAMPLE_TOPIC = "Russian troops in Central Asia"
 
-Article = PendingAlert | TopicMatch
-
 
 def topic_html(topic: str) -> str:
     return f"“{esc(clip(topic, MAX_TOPIC_CHARS))}”"
-
-
-def article_line(item: Article) -> str:
-    """'<a href=url>Title</a> · Outlet · 2024-05-30' (the title bold when there is no url)."""
-    title = clip(item.title.strip() or item.doc_id, 160)
-    url = safe_url(item.url)
-    head = f'<a href="{attr(url)}">{esc(title)}</a>' if url else f"<b>{esc(title)}</b>"
-    rest = [esc(clip(part, 80)) for part in (item.source.strip(), short_date(item.date))]
-    return " · ".join([head, *[part for part in rest if part]])
 
 
 def quote_block(quote: str, max_chars: int = ALERT_QUOTE_MAX) -> str:
@@ -66,7 +53,7 @@ class DigestMessage:
 
 
 def _entry(alert: PendingAlert, number: int | None, with_topic: bool) -> str:
-    head = article_line(alert)
+    head = source_line(alert)
     lines = [f"<b>{number}.</b> {head}" if number is not None else head]
     quote = quote_block(alert.quote)
     if quote:
@@ -162,7 +149,7 @@ def format_subscribed(sub: Subscription, preview: Sequence[TopicMatch]) -> str:
         )
     lines = [head, "", "<b>Closest in the archive now</b>"]
     for match in preview:
-        lines.append(f"• {article_line(match)}")
+        lines.append(f"• {source_line(match)}")
         quote = quote_block(match.quote, PREVIEW_QUOTE_MAX)
         if quote:
             lines.append(quote)

@@ -19,6 +19,7 @@ import html
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from index.types import Answer, Hit, Passage
 
@@ -97,12 +98,27 @@ def short_date(date: str) -> str:
 # ---- pieces -----------------------------------------------------------------------------
 
 
-def source_line(passage: Passage, *, link: bool = True) -> str:
-    """'<a href=url>Title</a> · Outlet · 2024-05-30' (title plain when there is no url)."""
-    title = clip(passage.title.strip() or passage.doc_id, TITLE_MAX)
-    url = safe_url(passage.url) if link else None
+class Sourced(Protocol):
+    """What a source line shows: a passage, an alert, a topic match."""
+
+    @property
+    def doc_id(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def date(self) -> str: ...
+
+
+def source_line(item: Sourced, *, link: bool = True) -> str:
+    """'<a href=url>Title</a> · Outlet · 2024-05-30' (title bold when there is no url)."""
+    title = clip(item.title.strip() or item.doc_id, TITLE_MAX)
+    url = safe_url(item.url) if link else None
     head = f'<a href="{attr(url)}">{esc(title)}</a>' if url else f"<b>{esc(title)}</b>"
-    rest = [esc(clip(part, 80)) for part in (passage.source.strip(), short_date(passage.date))]
+    rest = [esc(clip(part, 80)) for part in (item.source.strip(), short_date(item.date))]
     return " · ".join([head, *[part for part in rest if part]])
 
 

@@ -130,6 +130,18 @@ async def typing(bot: Bot, message: Message, every: float = 4.5) -> AsyncIterato
 # ---- questions --------------------------------------------------------------------------
 
 
+async def rate_limited(update: Update, context: Context, user_id: int | None) -> bool:
+    """True (and the asker told when to retry) when ``user_id`` is over the question limit;
+    admins and anonymous senders are not limited."""
+    services = get_services(context)
+    if user_id is None or is_admin(services, user_id):
+        return False
+    wait = services.limiter.hit(user_id)
+    if wait:
+        await respond(update, context, fmt.plain(fmt.format_rate_limited(wait)))
+    return bool(wait)
+
+
 async def answer_question(
     update: Update, context: Context, text: str, *, prefer_doc_ids: Sequence[str] = ()
 ) -> None:
@@ -145,12 +157,8 @@ async def answer_question(
     except BadQuestionError as exc:
         await respond(update, context, fmt.plain(str(exc)))
         return
-    user_id = user.id if user else None
-    if user_id is not None and not is_admin(services, user_id):
-        wait = services.limiter.hit(user_id)
-        if wait:
-            await respond(update, context, fmt.plain(fmt.format_rate_limited(wait)))
-            return
+    if await rate_limited(update, context, user.id if user else None):
+        return
     async with typing(context.bot, message):
         try:
             answer = await services.ask(question, k=10, prefer_doc_ids=prefer_doc_ids)

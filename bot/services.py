@@ -95,17 +95,18 @@ class BotServices:
             examples=pick_examples(engine),
         )
 
-    async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run blocking engine work on the question threads, not on the event loop."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, partial(fn, *args, **kwargs))
 
     async def ask(self, question: str, k: int = 10, prefer_doc_ids: Sequence[str] = ()) -> Answer:
         engine = self.engine  # this question finishes on this engine, whatever happens
-        return await self._run(engine.ask, question, k, prefer_doc_ids=tuple(prefer_doc_ids))
+        return await self.run(engine.ask, question, k, prefer_doc_ids=tuple(prefer_doc_ids))
 
     async def search(self, question: str, k: int) -> list[Hit]:
         engine = self.engine
-        return await self._run(engine.search, question, min(k, MAX_HITS))
+        return await self.run(engine.search, question, min(k, MAX_HITS))
 
     # ---- hot reload --------------------------------------------------------------------
 
