@@ -120,3 +120,28 @@ def test_eval_prints_the_three_modes_side_by_side(env, tmp_path: Path):
     out = result.stdout.decode()
     for word in ("bm25", "dense", "hybrid", "top-1", "top-5", "quote contains span", "declined"):
         assert word in out
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(env):
+    """`newsdesk ask ... | head -1`: the closed pipe ends the command quietly."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    run_cli("reindex", "--quiet", env=env)
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before anything is written
+    with os.fdopen(write, "wb") as stdout:
+        proc = subprocess.run(
+            [sys.executable, "-m", "newsdesk.cli", "ask", "when does the base lease end?"],
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            env={**os.environ, **env},
+            cwd=REPO,
+            timeout=120,
+            check=False,
+        )
+    assert proc.returncode == 141
+    assert b"Traceback" not in proc.stderr
