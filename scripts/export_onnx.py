@@ -13,7 +13,6 @@ the ONNX backend cannot be used here (onnxruntime or onnx missing): torch is use
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from index.embedders.models import resolve_model
+from index.embedders.models import can_export_onnx, onnx_runtime_available, resolve_model
 from index.embedders.onnx import ensure_onnx_model, supports_onnx
 from index.errors import NewsdeskError
 
@@ -36,9 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--int8", action="store_true", help="also make the (lossy) int8 model")
     args = parser.parse_args(argv)
-    missing = [m for m in ("onnxruntime", "onnx", "torch") if importlib.util.find_spec(m) is None]
-    if missing:
-        print(f"export_onnx: {', '.join(missing)} not installed; the torch backend will be used.")
+    if not (onnx_runtime_available() and can_export_onnx()):
+        print(
+            "export_onnx: onnxruntime, tokenizers, onnx, torch or transformers is not "
+            "installed; the torch backend will be used."
+        )
         return 0
     try:
         source, fingerprint = resolve_model(args.model, args.data_dir)

@@ -63,17 +63,14 @@ def _kind_of(index: faiss.Index) -> str:
 class FaissStore(VectorStore):
     """A FAISS index wrapped in an IndexIDMap2 so ids are ours."""
 
-    kind = "faiss"
-
     def __init__(self, index: faiss.Index) -> None:
         self._index = index
+        self.kind = _kind_of(index)
         self.single_thread_max = SINGLE_THREAD_MAX_QUERIES
 
     @classmethod
     def flat(cls, dimension: int) -> FaissStore:
-        store = cls(faiss.IndexIDMap2(faiss.IndexFlatIP(dimension)))
-        store.kind = "flat"
-        return store
+        return cls(faiss.IndexIDMap2(faiss.IndexFlatIP(dimension)))
 
     @classmethod
     def hnsw(
@@ -82,9 +79,7 @@ class FaissStore(VectorStore):
         inner = faiss.IndexHNSWFlat(dimension, m, faiss.METRIC_INNER_PRODUCT)
         inner.hnsw.efConstruction = ef_construction
         inner.hnsw.efSearch = ef_search
-        store = cls(faiss.IndexIDMap2(inner))
-        store.kind = "hnsw"
-        return store
+        return cls(faiss.IndexIDMap2(inner))
 
     @classmethod
     def hnsw_refine(
@@ -103,10 +98,7 @@ class FaissStore(VectorStore):
         base.hnsw.efSearch = ef_search
         refine = faiss.IndexRefineFlat(base)
         refine.k_factor = k_factor
-        store = cls(faiss.IndexIDMap2(refine))
-        store._keep = base  # the refine index does not own its base in Python
-        store.kind = "hnsw-refine"
-        return store
+        return cls(faiss.IndexIDMap2(refine))  # faiss's wrappers keep ``base`` alive
 
     @classmethod
     def ivf(
@@ -124,10 +116,7 @@ class FaissStore(VectorStore):
         inner.cp.niter = kmeans_iterations
         inner.cp.max_points_per_centroid = train_per_list
         inner.cp.seed = 1234
-        store = cls(faiss.IndexIDMap2(inner))
-        store._keep = quantizer
-        store.kind = "ivf"
-        return store
+        return cls(faiss.IndexIDMap2(inner))  # ... and ``quantizer``
 
     # -- search parameters -------------------------------------------------------------
 
@@ -209,10 +198,7 @@ class FaissStore(VectorStore):
 
     @classmethod
     def load(cls, directory: Path) -> FaissStore:
-        index = faiss.read_index(str(directory / cls.FILENAME))
-        store = cls(index)
-        store.kind = _kind_of(index)
-        return store
+        return cls(faiss.read_index(str(directory / cls.FILENAME)))
 
     @property
     def size(self) -> int:

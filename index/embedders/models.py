@@ -9,6 +9,7 @@ against a pinned SHA-256 before every load. Nothing is ever downloaded.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -51,31 +52,40 @@ def packaged_model_zip() -> Path:
     return zip_path
 
 
-def verify_weights(model_dir: Path, expected_sha256: str) -> str:
-    """Check the weights' SHA-256; remember a verified (size, mtime) so reloads stay cheap."""
-    weights = model_dir / "model.safetensors"
-    if not weights.is_file():
-        raise ModelError(f"{weights} is missing.")
+def weights_sha256(weights: Path) -> str:
+    """SHA-256 of a weights file, remembered beside it with its (size, mtime): a reload of
+    an unchanged file costs a ``stat``, a changed file is hashed again."""
     stat = weights.stat()
-    stamp_path = model_dir / _STAMP
+    stamp_path = weights.parent / _STAMP
     try:
         stamp = json.loads(stamp_path.read_text())
         if (
-            stamp.get("sha256") == expected_sha256
+            stamp.get("file") in (None, weights.name)
             and stamp.get("size") == stat.st_size
             and stamp.get("mtime_ns") == stat.st_mtime_ns
         ):
-            return expected_sha256
-    except (OSError, ValueError):
+            return str(stamp["sha256"])
+    except (OSError, ValueError, KeyError):
         pass
     actual = sha256_file(weights)
+    stamp = {"file": weights.name, "sha256": actual, "size": stat.st_size}
+    stamp["mtime_ns"] = stat.st_mtime_ns
+    with contextlib.suppress(OSError):  # a read-only model folder: hashed again next time
+        stamp_path.write_text(json.dumps(stamp))
+    return actual
+
+
+def verify_weights(model_dir: Path, expected_sha256: str) -> str:
+    """Check the weights' SHA-256 against the pinned one (see ``weights_sha256``)."""
+    weights = model_dir / "model.safetensors"
+    if not weights.is_file():
+        raise ModelError(f"{weights} is missing.")
+    actual = weights_sha256(weights)
     if actual != expected_sha256:
         raise ModelError(
             f"Checksum mismatch for {weights}: expected {expected_sha256}, got {actual}. "
             f"Delete {model_dir} and run the command again to re-extract it."
         )
-    stamp = {"sha256": actual, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-    stamp_path.write_text(json.dumps(stamp))
     return actual
 
 
@@ -103,14 +113,10 @@ def default_model_dir(data_dir: Path) -> Path:
 
 
 def model_fingerprint(model_dir: Path) -> str:
+    """A local model folder's fingerprint: its weights' SHA-256 (the folder name if none)."""
     for name in WEIGHTS_FILES:
         if (model_dir / name).is_file():
-            if name == "model.safetensors":
-                try:
-                    return json.loads((model_dir / _STAMP).read_text())["sha256"]
-                except (OSError, ValueError, KeyError):
-                    pass
-            return sha256_file(model_dir / name)
+            return weights_sha256(model_dir / name)
     return model_dir.name
 
 
@@ -129,12 +135,19 @@ def resolve_model(name: str, data_dir: Path) -> tuple[Path | str, str]:
 BACKENDS = ("auto", "torch", "torch-bf16", "onnx", "onnx-int8")
 
 
-def _onnx_runtime_available() -> bool:
+def onnx_runtime_available() -> bool:
     return all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "tokenizers"))
 
 
-def _can_export() -> bool:
+def can_export_onnx() -> bool:
     return all(importlib.util.find_spec(m) is not None for m in ("torch", "transformers", "onnx"))
+
+
+def _check_backend(backend: str) -> None:
+    if backend not in BACKENDS:
+        raise ModelError(
+            f"Unknown embedding backend {backend!r}: use one of {', '.join(BACKENDS)}."
+        )
 
 
 def native_bf16() -> bool:
@@ -177,23 +190,20 @@ def choose_backend(
     for ``purpose="bulk"`` (indexing), torch with bf16 autocast on a CPU with native bf16
     (~1.9x the fp32 rate there), else torch fp32, whose batch throughput measured higher
     than ONNX Runtime's on the 2-core machine. An explicit backend is returned as is."""
-    if backend not in BACKENDS:
-        raise ModelError(
-            f"Unknown embedding backend {backend!r}: use one of {', '.join(BACKENDS)}."
-        )
+    _check_backend(backend)
     if purpose not in ("query", "bulk"):
         raise ValueError(f"purpose must be 'query' or 'bulk', not {purpose!r}")
     if backend != "auto":
         return backend
     if purpose == "bulk" and importlib.util.find_spec("sentence_transformers") is not None:
         return "torch-bf16" if native_bf16() else "torch"
-    if not isinstance(source, Path) or not _onnx_runtime_available():
+    if not isinstance(source, Path) or not onnx_runtime_available():
         return "torch"
     from index.embedders.onnx import cached_onnx_model, supports_onnx
 
     if not supports_onnx(source):
         return "torch"
-    if cached_onnx_model(data_dir, fingerprint) is not None or _can_export():
+    if cached_onnx_model(data_dir, fingerprint) is not None or can_export_onnx():
         return "onnx"
     return "torch"
 
@@ -238,21 +248,19 @@ def load_embedder(
             spec = WorkerSpec(name, str(data_dir.resolve()), backend, per_worker, local.fingerprint)
             return PooledEmbedder(local, spec, workers=count)
     source, fingerprint = resolve_model(name, data_dir)
-    if backend not in BACKENDS:
-        raise ModelError(
-            f"Unknown embedding backend {backend!r}: use one of {', '.join(BACKENDS)}."
-        )
+    _check_backend(backend)
     if lazy:
         from index.embedders.lazy import LazyEmbedder
 
         dimension = None
         if isinstance(source, Path):
-            from index.embedders.onnx import model_dimension
+            from index.embedders.onnx import model_dimension, supports_onnx
 
-            try:
-                dimension = model_dimension(source)
-            except ModelError:
-                dimension = None
+            # Read from the config only for Transformer + Pooling models: after a Dense
+            # layer the output width is not the pooling width (loaded then, on first use).
+            if supports_onnx(source):
+                with contextlib.suppress(ModelError):
+                    dimension = model_dimension(source)
         return LazyEmbedder(
             name=name,
             fingerprint=backend_fingerprint(fingerprint, backend),

@@ -46,11 +46,16 @@ INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 # ---- facts about a local sentence-transformers folder, read without torch --------------
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def _load_json(path: Path) -> Any:
+    """A JSON file's content, or None when it is missing or unreadable."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return {}
+        return None
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    data = _load_json(path)
     return data if isinstance(data, dict) else {}
 
 
@@ -97,10 +102,7 @@ def _extra_modules(model_dir: Path) -> list[str]:
 
 
 def _read_json_list(path: Path) -> list[dict[str, Any]]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []
+    data = _load_json(path)
     return [m for m in data if isinstance(m, dict)] if isinstance(data, list) else []
 
 
@@ -329,9 +331,9 @@ class OnnxEmbedder(Embedder):
     Texts are stripped (as sentence-transformers does), sorted by length so each batch
     pads little, truncated at the model's ``max_seq_length``, and put back in order.
     ``threads`` is ONNX Runtime's intra-op thread count (default: the machine's cores).
-    ``spin`` lets idle pool threads spin-wait; off by default: on a shared 2-core machine
-    spinning threads burn the CPU the other thread (or FAISS) needs, measured 11.8 vs 16.0
-    passages/s with it on vs off under load (docs/benchmarks.md).
+    Idle pool threads do not spin-wait: on a shared 2-core machine spinning threads burn
+    the CPU the other thread (or FAISS) needs, measured 11.8 vs 16.0 passages/s with
+    spinning on vs off under load, and no faster for single queries (docs/benchmarks.md).
     """
 
     def __init__(
@@ -341,9 +343,7 @@ class OnnxEmbedder(Embedder):
         *,
         name: str,
         fingerprint: str,
-        dimension: int | None = None,
         threads: int | None = None,
-        spin: bool = False,
     ) -> None:
         try:
             import onnxruntime as ort
@@ -353,7 +353,7 @@ class OnnxEmbedder(Embedder):
         self.name = name
         self.fingerprint = fingerprint
         self.onnx_path = Path(onnx_path)
-        self.dimension = dimension or model_dimension(model_dir)
+        self.dimension = model_dimension(model_dir)
         self._tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self._tokenizer.enable_truncation(max_seq_length(model_dir))
         pad_id = self._tokenizer.token_to_id("[PAD]")
@@ -363,7 +363,7 @@ class OnnxEmbedder(Embedder):
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads or (os.cpu_count() or 1)
         options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
         try:
             self._session = ort.InferenceSession(
