@@ -385,27 +385,37 @@ async def cmd_unsubscribe(update: Update, context: Context) -> None:
     if not wanted:
         await show_topics(update, context, with_all=True)
         return
-    if wanted.casefold() == "all":
+    all_topics = wanted.casefold() == "all"
+    sub = None if all_topics else find_topic(await asyncio.to_thread(store.list, chat.id), wanted)
+    text, _ = await remove_topics(update, context, chat.id, sub, all_topics=all_topics)
+    await h.respond(update, context, fmt.plain(text))
+
+
+async def remove_topics(
+    update: Update,
+    context: Context,
+    chat_id: int,
+    sub: Subscription | None,
+    *,
+    all_topics: bool = False,
+) -> tuple[str, bool]:
+    """Remove ``sub`` (None: not found) or every topic of the chat, as the group rule
+    allows: the reply, and whether the rule refused it (/unsubscribe and its buttons)."""
+    store = get_alerts(context).store
+    if all_topics:
         if not await may_change(update, context):
-            await h.respond(update, context, fmt.plain(afmt.GROUP_RULE))
-            return
-        count = await asyncio.to_thread(store.remove_all, chat.id)
-        await h.respond(update, context, fmt.plain(afmt.format_removed_all(count)))
-        return
-    subs = await asyncio.to_thread(store.list, chat.id)
-    sub = find_topic(subs, wanted)
+            return afmt.GROUP_RULE, True
+        count = await asyncio.to_thread(store.remove_all, chat_id)
+        return afmt.format_removed_all(count), False
     if sub is None:
-        await h.respond(update, context, fmt.plain(afmt.NOT_FOUND))
-        return
+        return afmt.NOT_FOUND, False
     if not await may_change(update, context, sub.created_by):
-        await h.respond(update, context, fmt.plain(afmt.GROUP_RULE))
-        return
+        return afmt.GROUP_RULE, True
     try:
-        removed = await asyncio.to_thread(store.remove, chat.id, sub.id)
+        removed = await asyncio.to_thread(store.remove, chat_id, sub.id)
     except SubscriptionNotFoundError:
-        await h.respond(update, context, fmt.plain(afmt.NOT_FOUND))
-        return
-    await h.respond(update, context, fmt.plain(afmt.format_removed(removed.topic)))
+        return afmt.NOT_FOUND, False
+    return afmt.format_removed(removed.topic), False
 
 
 def find_topic(subs: Sequence[Subscription], wanted: str) -> Subscription | None:
@@ -428,30 +438,21 @@ async def on_topic_button(update: Update, context: Context) -> None:
         for row in (message.reply_markup.inline_keyboard if message.reply_markup else ())
         for b in row
     )
-    if parts[1:2] == ["all"]:
-        if not await may_change(update, context):
-            await query.answer(afmt.GROUP_RULE[: fmt.CALLBACK_LIMIT], show_alert=True)
-            return
-        count = await asyncio.to_thread(store.remove_all, chat.id)
-        await query.answer(afmt.format_removed_all(count)[: fmt.CALLBACK_LIMIT])
+    all_topics = parts[1:2] == ["all"]
+    sub = None
+    if not all_topics:
+        sub_id = int(parts[2]) if len(parts) == 3 and parts[2].isdigit() else -1
+        sub = await asyncio.to_thread(store.get, sub_id)
+        if sub is not None and sub.chat_id != chat.id:
+            sub = None
+    text, refused = await remove_topics(update, context, chat.id, sub, all_topics=all_topics)
+    await query.answer(text[: fmt.CALLBACK_LIMIT], show_alert=refused)
+    if refused:
+        return
+    if all_topics:
         with contextlib.suppress(TelegramError):
-            await query.edit_message_text(
-                fmt.plain(afmt.format_removed_all(count)), parse_mode=ParseMode.HTML
-            )
+            await query.edit_message_text(fmt.plain(text), parse_mode=ParseMode.HTML)
         return
-    sub_id = int(parts[2]) if len(parts) == 3 and parts[2].isdigit() else -1
-    sub = await asyncio.to_thread(store.get, sub_id)
-    if sub is None or sub.chat_id != chat.id:
-        await query.answer(afmt.NOT_FOUND[: fmt.CALLBACK_LIMIT])
-    elif not await may_change(update, context, sub.created_by):
-        await query.answer(afmt.GROUP_RULE[: fmt.CALLBACK_LIMIT], show_alert=True)
-        return
-    else:
-        try:
-            await asyncio.to_thread(store.remove, chat.id, sub.id)
-            await query.answer(afmt.format_removed(sub.topic)[: fmt.CALLBACK_LIMIT])
-        except SubscriptionNotFoundError:
-            await query.answer(afmt.NOT_FOUND[: fmt.CALLBACK_LIMIT])
     subs = await asyncio.to_thread(store.list, chat.id)
     with contextlib.suppress(TelegramError):  # "message is not modified" and the like
         await query.edit_message_text(
