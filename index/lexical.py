@@ -124,6 +124,13 @@ class LexicalIndex:
             scores[self.indices[start:end]] += self.data[start:end]
         return scores
 
+    def document_frequency(self, term: str) -> int | None:
+        """In how many passages ``term`` (a ``tokenize`` output) occurs; None if never seen."""
+        tid = self._vocab.get(term)
+        if tid is None or tid == 0:
+            return None
+        return int(self.indptr[tid + 1]) - int(self.indptr[tid])
+
     def search(self, query: str, k: int) -> list[tuple[int, float]]:
         """Return up to k (passage id, score) pairs with a positive score, best first."""
         token_ids = [self._vocab[t] for t in tokenize(query) if t in self._vocab]
