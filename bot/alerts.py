@@ -9,6 +9,9 @@
   downtime), one task matches the new articles and delivers the store's outbox: one
   digest per chat, each message marked sent right after it went out. A chat that blocked
   the bot or is gone is paused; a transient error leaves its alerts for the next round.
+* Several bot processes may share one data folder: each takes a lease on the alerts it
+  sends (``SubscriptionStore.lease_due``), so every alert goes out once; the alerts of a
+  process that died are sent by another once its lease ends (``DEFAULT_LEASE``).
 * A reply to an alert message is answered from that message's articles first.
 
 The plugin is enabled by default in ``newsdesk bot``; handlers stay thin (wording lives in
@@ -20,6 +23,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +71,10 @@ App = Application[Any, Any, Any, Any, Any, Any]
 ALERTS = "newsdesk.alerts"
 CALLBACK = "alerts"  # callback data: "alerts:rm:<subscription id>", "alerts:all"
 PREVIEW_ARTICLES = 3
+# Seconds the alerts a process is sending stay reserved to it: long enough for one chat's
+# digest through Telegram's flood limits; the wait before another process sends the alerts
+# of one that died.
+DEFAULT_LEASE = 300.0
 MAX_REPLY_DOCS = 5  # articles of one digest message tried for a reply
 ANONYMOUS_ADMIN = 1087968824  # @GroupAnonymousBot: the sender of an anonymous group admin
 ADMIN_STATUSES = {ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR}
@@ -113,12 +123,16 @@ class AlertService:
         matcher: AlertMatcher,
         *,
         retry_interval: float,
+        lease: float = DEFAULT_LEASE,
     ) -> None:
         self.app = app
         self.services = services
         self.store = store
         self.matcher = matcher
         self.retry_interval = retry_interval
+        self.lease = lease
+        # Who holds a lease: this process (and this service, should a process run two).
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.rounds = 0  # completed rounds (tests wait on it)
         self._again = False
         self._retry_due = False
@@ -198,15 +212,17 @@ class AlertService:
         return None
 
     async def deliver(self) -> DeliveryReport:
-        """Send every pending alert: one digest per chat, chats one after another."""
+        """Send every pending alert no other process holds: one digest per chat, chats one
+        after another."""
         report = DeliveryReport()
-        pending = await asyncio.to_thread(self.store.pending)
+        pending = await asyncio.to_thread(self.store.lease_due, self.owner, self.lease)
         by_chat: dict[int, list[PendingAlert]] = {}
         for alert in pending:
             by_chat.setdefault(alert.chat_id, []).append(alert)
         for chat_id, alerts in by_chat.items():
             if not self.app.running:  # stopping: the rest goes out after the restart
                 report.retry += [a.id for a in alerts]
+                await asyncio.to_thread(self.store.release, [a.id for a in alerts], self.owner)
                 continue
             await self._deliver_chat(chat_id, alerts, report)
         self._retry_due = bool(report.retry)
@@ -229,7 +245,12 @@ class AlertService:
         messages = afmt.format_digest(alerts)
         for number, message in enumerate(messages):
             ids = list(message.alert_ids)
-            await asyncio.to_thread(self.store.begin_attempt, ids)
+            held = await asyncio.to_thread(
+                self.store.begin_attempt, ids, owner=self.owner, lease=self.lease
+            )
+            if not held:  # our lease ran out and another process took them over
+                log.warning("Alerts %s to chat %s are now sent by another process", ids, chat_id)
+                continue
             try:
                 sent = await self.app.bot.send_message(
                     chat_id,
@@ -255,6 +276,7 @@ class AlertService:
                 log.warning("Alerts to chat %s wait for the next round: %r", chat_id, exc)
                 rest = [i for m in messages[number:] for i in m.alert_ids]
                 await asyncio.to_thread(self.store.note_error, rest, repr(exc))
+                await asyncio.to_thread(self.store.release, rest, self.owner)
                 report.retry += rest
                 return
             await asyncio.to_thread(self.store.mark_sent, ids, [sent.message_id])
@@ -496,10 +518,12 @@ def alerts_plugin(
     retry_interval: float | None = None,
     max_topics: int = MAX_TOPICS_PER_CHAT,
     max_topic_chars: int = MAX_TOPIC_CHARS,
+    lease: float = DEFAULT_LEASE,
 ) -> BotPlugin:
     """The topic-alerts plugin. ``threshold``: the matcher's (default: calibrated per model);
     ``retry_interval``: seconds before alerts held back by a transient error are tried
-    again (default: the reload interval, at least 10 s)."""
+    again (default: the reload interval, at least 10 s); ``lease``: seconds the alerts
+    being sent stay reserved to this process (see ``DEFAULT_LEASE``)."""
 
     def setup(app: App) -> None:
         message_only = filters.UpdateType.MESSAGE
@@ -518,7 +542,7 @@ def alerts_plugin(
             max_topics=max_topics,
             max_topic_chars=max_topic_chars,
         )
-        repeats = [a for a in await asyncio.to_thread(store.pending) if a.attempts > 0]
+        repeats = await asyncio.to_thread(store.interrupted)
         if repeats:
             log.warning(
                 "%d alert(s) were being sent when the bot stopped; they go out again and "
@@ -533,6 +557,7 @@ def alerts_plugin(
             store,
             AlertMatcher(services.embedder, threshold),
             retry_interval=interval,
+            lease=lease,
         )
         app.bot_data[ALERTS] = service
         service.start()

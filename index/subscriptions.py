@@ -11,12 +11,17 @@ Delivery is an outbox, so that no alert is sent twice and none is lost:
    ``INSERT OR IGNORE`` — a (chat, article) pair that was ever queued is never
    queued again — and moves the change-log cursor forward, in one transaction.
    A crash before the commit leaves neither: the versions are matched again.
-2. Delivery reads ``pending()``, calls ``begin_attempt`` (counts the try), sends
-   the message, then at once ``mark_sent`` (which also records the message id, so a
-   reply to the alert can be traced to its articles). A crash between the send and
-   ``mark_sent`` is the one window in which an alert can go out twice (Telegram
-   gives no idempotency key); rows still pending with ``attempts > 0`` after a
-   restart are exactly those, and are logged as possible repeats.
+2. Delivery takes a *lease* on what is due (``lease_due``): pending rows that no
+   other sender holds, reserved for its owner for some seconds, so that any number of
+   bot processes on one data folder send each alert once. Before each message,
+   ``begin_attempt`` checks the rows are still its own, renews the lease and counts
+   the try; it then sends the message and at once ``mark_sent`` (which also records
+   the message id, so a reply to the alert can be traced to its articles). A sender
+   that dies holds its rows until the lease ends; then another takes them; after
+   a transient error it gives them up at once (``release``). A crash between the
+   send and ``mark_sent`` is the one window in which an alert can go out twice (Telegram
+   gives no idempotency key); rows still pending with ``attempts > 0`` and no live
+   lease are exactly those (``interrupted``), and are logged as possible repeats.
 3. A permanent failure (``mark_failed``), a paused chat (``pause_chat``) or a
    removed topic (``remove``/``remove_all``) retires its pending rows, which
    stay in the table so the pair is still never alerted again.
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import time
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -38,11 +44,12 @@ from index.errors import NewsdeskError
 from index.store import Change
 
 DB_NAME = "alerts.sqlite3"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MAX_TOPICS_PER_CHAT = 10
 MAX_TOPIC_CHARS = 150
 MIN_TOPIC_CHARS = 3
 BUSY_TIMEOUT_S = 30.0
+MAX_VARIABLES = 500  # ids per "IN (...)": well under SQLite's limit on bound variables
 
 PENDING, SENT, FAILED, DROPPED = "pending", "sent", "failed", "dropped"
 
@@ -224,6 +231,12 @@ CREATE TABLE alert_messages (
 );
 """
 
+# Version 3: a sender's lease on the alerts it is delivering (see the module docstring).
+_SCHEMA_V3 = """
+ALTER TABLE alerts ADD COLUMN claimed_by TEXT;
+ALTER TABLE alerts ADD COLUMN claimed_until REAL NOT NULL DEFAULT 0
+"""
+
 _SUB_COLUMNS = "id, chat_id, topic, created_at, created_by, paused, paused_reason"
 _ALERT_COLUMNS = (
     "id, chat_id, doc_id, subscription_id, topic, title, source, url, date, quote, score, "
@@ -241,6 +254,11 @@ def _pending(row: sqlite3.Row | tuple) -> PendingAlert:
 
 def _placeholders(values: Sequence[object]) -> str:
     return ",".join("?" * len(values))
+
+
+def _chunks(values: Sequence[int]) -> Iterator[Sequence[int]]:
+    for start in range(0, len(values), MAX_VARIABLES):
+        yield values[start : start + MAX_VARIABLES]
 
 
 class SubscriptionStore:
@@ -302,7 +320,7 @@ class SubscriptionStore:
                     f"The alert database {self.path} has schema version {version}; this "
                     f"Newsdesk knows up to {SCHEMA_VERSION}. Upgrade Newsdesk."
                 )
-            steps = [_SCHEMA, _SCHEMA_V2][version:]
+            steps = [_SCHEMA, _SCHEMA_V2, _SCHEMA_V3][version:]
             for script in steps:
                 for statement in script.split(";"):
                     if statement.strip():
@@ -506,16 +524,91 @@ class SubscriptionStore:
             rows = conn.execute(query + " ORDER BY id", args).fetchall()
         return [_pending(r) for r in rows]
 
-    def begin_attempt(self, alert_ids: Sequence[int]) -> None:
-        """Record that a send of these alerts starts now (call right before sending)."""
-        if not alert_ids:
-            return
+    def lease_due(
+        self, owner: str, seconds: float, *, now: float | None = None
+    ) -> list[PendingAlert]:
+        """Take every pending alert that no other sender holds, for ``seconds``; oldest first.
+
+        ``owner`` names the sender (one per bot process); rows it already holds are
+        returned again. Another sender's rows are taken over only once their lease ended.
+        """
+        now = time.time() if now is None else now
         with self._write() as conn:
+            rows = conn.execute(
+                f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE status = ? "
+                "AND (claimed_until <= ? OR claimed_by = ?) ORDER BY id",
+                (PENDING, now, owner),
+            ).fetchall()
+            ids = [r[0] for r in rows]
+            for chunk in _chunks(ids):
+                conn.execute(
+                    "UPDATE alerts SET claimed_by = ?, claimed_until = ? "
+                    f"WHERE id IN ({_placeholders(chunk)})",
+                    (owner, now + seconds, *chunk),
+                )
+        return [_pending(r) for r in rows]
+
+    def begin_attempt(
+        self,
+        alert_ids: Sequence[int],
+        *,
+        owner: str | None = None,
+        lease: float = 0.0,
+        now: float | None = None,
+    ) -> bool:
+        """Record that a send of these alerts starts now (call right before sending).
+
+        With ``owner``: only when every one of them is still pending and held by ``owner``
+        (else nothing changes and the result is False: do not send), renewing the lease
+        for ``lease`` seconds.
+        """
+        if not alert_ids:
+            return False
+        ids = tuple(alert_ids)
+        now = time.time() if now is None else now
+        with self._write() as conn:
+            if owner is not None:
+                held = conn.execute(
+                    "SELECT COUNT(*) FROM alerts WHERE status = ? AND claimed_by = ? "
+                    f"AND id IN ({_placeholders(ids)})",
+                    (PENDING, owner, *ids),
+                ).fetchone()[0]
+                if held != len(set(ids)):
+                    return False
+                conn.execute(
+                    f"UPDATE alerts SET claimed_until = ? WHERE id IN ({_placeholders(ids)})",
+                    (now + lease, *ids),
+                )
             conn.execute(
                 "UPDATE alerts SET attempts = attempts + 1, last_attempt_at = ? "
-                f"WHERE status = ? AND id IN ({_placeholders(alert_ids)})",
-                (utc_now(), PENDING, *alert_ids),
+                f"WHERE status = ? AND id IN ({_placeholders(ids)})",
+                (utc_now(), PENDING, *ids),
             )
+        return True
+
+    def release(self, alert_ids: Sequence[int], owner: str) -> int:
+        """Give up ``owner``'s lease on these alerts (still pending): anyone may send them."""
+        released = 0
+        with self._write() as conn:
+            for chunk in _chunks(list(alert_ids)):
+                released += conn.execute(
+                    "UPDATE alerts SET claimed_by = NULL, claimed_until = 0 "
+                    f"WHERE status = ? AND claimed_by = ? AND id IN ({_placeholders(chunk)})",
+                    (PENDING, owner, *chunk),
+                ).rowcount
+        return released
+
+    def interrupted(self, *, now: float | None = None) -> list[PendingAlert]:
+        """Pending alerts whose send started but was never recorded, and that no sender
+        holds now: the sender died mid-send, so they may have gone out already."""
+        now = time.time() if now is None else now
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE status = ? AND attempts > 0 "
+                "AND claimed_until <= ? ORDER BY id",
+                (PENDING, now),
+            ).fetchall()
+        return [_pending(r) for r in rows]
 
     def mark_sent(self, alert_ids: Sequence[int], message_ids: Sequence[int] = ()) -> int:
         """Record a successful send (call right after it); idempotent. Returns rows changed.

@@ -243,3 +243,56 @@ def test_pending_changes_helper():
     # The index was deleted and rebuilt: resume after its last full rebuild.
     rebuilt = [_change("v1", [], full=True), _change("v2", ["c"])]
     assert [c.version for c in pending_changes(rebuilt, "v7")] == ["v1", "v2"]
+
+
+# ---- leases: several senders on one outbox (issue #10, fault 6) ----------------------------
+
+
+def test_a_lease_holds_other_senders_off_until_it_ends(tmp_path: Path):
+    store = SubscriptionStore.in_data_dir(tmp_path)
+    other = SubscriptionStore.in_data_dir(tmp_path)  # another process's connection
+    sub = store.add(1, "airline industry", 1)
+    store.claim(1, "a", sub.id)
+    store.claim(1, "b", sub.id)
+    taken = store.lease_due("one", 60, now=1000.0)
+    assert [a.doc_id for a in taken] == ["a", "b"]
+    assert other.lease_due("two", 60, now=1030.0) == []  # held by "one"
+    assert [a.doc_id for a in store.lease_due("one", 60, now=1030.0)] == ["a", "b"]  # its own
+    ids = [a.id for a in taken]
+    assert store.begin_attempt(ids, owner="one", lease=60, now=1040.0)  # renewed to 1100
+    assert other.lease_due("two", 60, now=1095.0) == []
+    assert not other.begin_attempt(ids, owner="two", lease=60, now=1095.0)  # not its own
+    # "one" dies here, mid-send: "two" takes over once the lease has ended
+    assert other.interrupted(now=1095.0) == []  # still held: maybe still being sent
+    assert [a.attempts for a in other.interrupted(now=1101.0)] == [1, 1]
+    assert [a.doc_id for a in other.lease_due("two", 60, now=1101.0)] == ["a", "b"]
+    assert not store.begin_attempt(ids, owner="one", lease=60, now=1102.0)  # lost it
+    assert other.begin_attempt(ids, owner="two", lease=60, now=1102.0)
+    assert other.mark_sent(ids) == 2 and store.pending() == []
+
+
+def test_a_released_lease_is_free_at_once_and_only_pending_rows_are_leased(tmp_path: Path):
+    store = SubscriptionStore.in_data_dir(tmp_path)
+    sub = store.add(1, "airline industry", 1)
+    store.claim(1, "a", sub.id)
+    store.claim(1, "b", sub.id)
+    a, b = store.lease_due("one", 60, now=1000.0)
+    store.mark_sent([a.id])
+    assert store.release([a.id, b.id], "two") == 0  # not its lease
+    assert store.release([a.id, b.id], "one") == 1  # the sent one stays sent
+    assert [x.doc_id for x in store.lease_due("two", 60, now=1001.0)] == ["b"]
+
+
+def test_schema_2_gains_the_lease_columns(tmp_path: Path):
+    db = tmp_path / DB_NAME
+    conn = sqlite3.connect(db)
+    SubscriptionStore(db)
+    conn.executescript(
+        "ALTER TABLE alerts DROP COLUMN claimed_by; ALTER TABLE alerts DROP COLUMN claimed_until;"
+        "PRAGMA user_version = 2;"
+    )
+    conn.close()
+    store = SubscriptionStore(db)
+    sub = store.add(1, "airline industry", 1)
+    store.claim(1, "a", sub.id)
+    assert [x.doc_id for x in store.lease_due("one", 60)] == ["a"]
