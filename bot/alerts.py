@@ -76,7 +76,6 @@ PREVIEW_ARTICLES = 3
 # of one that died.
 DEFAULT_LEASE = 300.0
 MAX_REPLY_DOCS = 5  # articles of one digest message tried for a reply
-ANONYMOUS_ADMIN = 1087968824  # @GroupAnonymousBot: the sender of an anonymous group admin
 ADMIN_STATUSES = {ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR}
 # BadRequest texts meaning the chat cannot be reached at all (not a problem of one message).
 UNREACHABLE = (
@@ -342,7 +341,7 @@ async def may_change(update: Update, context: Context, created_by: int | None = 
 def acting_user(update: Update) -> int | None:
     """Who adds a topic (None for an anonymous group admin)."""
     user = update.effective_user
-    return None if user is None or user.id == ANONYMOUS_ADMIN else user.id
+    return None if user is None or user.id == h.ANONYMOUS_ADMIN else user.id
 
 
 # ---- commands ----------------------------------------------------------------------------
@@ -374,7 +373,7 @@ async def cmd_subscribe(update: Update, context: Context) -> None:
     if not await may_change(update, context):
         await h.respond(update, context, fmt.plain(afmt.GROUP_RULE))
         return
-    if await h.rate_limited(update, context, acting_user(update)):  # its preview is a search
+    if await h.rate_limited(update, context):  # its preview is a search
         return
     try:
         sub = await asyncio.to_thread(alerts.store.add, chat.id, topic, acting_user(update))

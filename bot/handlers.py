@@ -38,6 +38,10 @@ PLUGIN_COMMANDS = "newsdesk.plugin_commands"
 MORE = "more"
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 APOLOGY = "Sorry, something went wrong on my side. Please try again in a moment."
+# Senders that stand for a whole chat: @GroupAnonymousBot (an anonymous group admin, in
+# every group) and @Channel_Bot (a channel posting in a group). They are limited per chat.
+ANONYMOUS_ADMIN = 1087968824
+CHANNEL_BOT = 136817688
 Context = ContextTypes.DEFAULT_TYPE
 
 
@@ -130,16 +134,32 @@ async def typing(bot: Bot, message: Message, every: float = 4.5) -> AsyncIterato
 # ---- questions --------------------------------------------------------------------------
 
 
-async def rate_limited(update: Update, context: Context, user_id: int | None) -> bool:
-    """True (and the asker told when to retry) when ``user_id`` is over the question limit;
-    admins and anonymous senders are not limited."""
+def rate_key(update: Update) -> int | None:
+    """Whose limit a message counts against: its sender, or the chat it was sent on behalf
+    of (an anonymous admin, a channel), whose sender id is shared by every such chat.
+    User ids are positive and group and channel ids negative, so the keys never meet."""
+    message, user = update.effective_message, update.effective_user
+    if update.callback_query is None and message is not None:
+        on_behalf = message.sender_chat or (
+            message.chat if user is not None and user.id in (ANONYMOUS_ADMIN, CHANNEL_BOT) else None
+        )
+        if on_behalf is not None:
+            return on_behalf.id
+    return user.id if user is not None else None
+
+
+async def rate_limited(update: Update, context: Context) -> bool:
+    """True when the asker is over the question limit; the first refusal of a window also
+    tells them when to ask again, later ones are silent. The bot's admins are not limited."""
     services = get_services(context)
-    if user_id is None or is_admin(services, user_id):
+    key = rate_key(update)
+    user = update.effective_user
+    if key is None or (key > 0 and is_admin(services, user.id if user else None)):
         return False
-    wait = services.limiter.hit(user_id)
-    if wait:
-        await respond(update, context, fmt.plain(fmt.format_rate_limited(wait)))
-    return bool(wait)
+    verdict = services.limiter.check(key)
+    if verdict.notify:
+        await respond(update, context, fmt.plain(fmt.format_rate_limited(verdict.wait)))
+    return not verdict.allowed
 
 
 async def answer_question(
@@ -150,14 +170,13 @@ async def answer_question(
     ``prefer_doc_ids``: articles to answer from first (a reply to an alert about them)."""
     services = get_services(context)
     message = update.effective_message
-    user = update.effective_user
     assert message is not None
     try:
         question = clean_question(text, services.settings.max_question_chars)
     except BadQuestionError as exc:
         await respond(update, context, fmt.plain(str(exc)))
         return
-    if await rate_limited(update, context, user.id if user else None):
+    if await rate_limited(update, context):
         return
     async with typing(context.bot, message):
         try:
@@ -263,9 +282,9 @@ async def on_more_sources(update: Update, context: Context) -> None:
             await query.edit_message_reply_markup(reply_markup=None)
         return
     if not is_admin(services, query.from_user.id):
-        wait = services.limiter.hit(query.from_user.id)
-        if wait:
-            await query.answer(fmt.format_rate_limited(wait)[: fmt.CALLBACK_LIMIT])
+        verdict = services.limiter.check(query.from_user.id)
+        if not verdict.allowed:  # a pop-up for the clicker, not a message in the chat
+            await query.answer(fmt.format_rate_limited(verdict.wait)[: fmt.CALLBACK_LIMIT])
             return
     await query.answer()
     _key, page = parsed

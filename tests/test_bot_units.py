@@ -242,3 +242,16 @@ def test_env_example_has_a_commented_line_for_every_setting() -> None:
     fields = {f"NEWSDESK_{name.upper()}" for name in BotSettings.model_fields}
     assert fields - listed == set(), "add these to .env.example"
     assert not [line for line in lines if line.startswith("NEWSDESK_")]  # all commented out
+
+
+def test_a_limited_asker_is_told_once_per_window_not_per_message() -> None:
+    now = [100.0]
+    limiter = RateLimiter(2, 60, clock=lambda: now[0])
+    assert [limiter.check(1).allowed for _ in range(2)] == [True, True]
+    refused = [limiter.check(1) for _ in range(5)]
+    assert [v.allowed for v in refused] == [False] * 5
+    assert [v.notify for v in refused] == [True, False, False, False, False]
+    assert limiter.check(2).allowed  # others are not affected
+    now[0] += 60.01  # the window has passed: allowed again, and told again next time
+    assert [limiter.check(1).allowed for _ in range(2)] == [True, True]
+    assert limiter.check(1).notify and not limiter.check(1).notify
