@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from index.files import save_npy
+
 _WORD = re.compile(r"\w+", re.UNICODE)
 # Question words carry no topic: "when does the base lease end" is about base, lease, end.
 _QUESTION_WORDS = {
@@ -147,7 +149,7 @@ class LexicalIndex:
         target = directory / self.DIRNAME
         target.mkdir(parents=True, exist_ok=True)
         for name in self.FILES:
-            np.save(target / f"{name}.csc.index.npy", getattr(self, name))
+            save_npy(target / f"{name}.csc.index.npy", getattr(self, name))
         params = {"dtype": str(self.data.dtype), "num_docs": self.num_docs, "method": "lucene"}
         (target / "params.index.json").write_text(json.dumps(params, indent=4))
         (target / "newsdesk_vocab.json").write_text(json.dumps(self._vocab))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from index.files import load_npy, save_npy
 from index.sentences import sentence_spans
 from index.types import Passage
 
@@ -50,14 +51,15 @@ class SentenceVectors:
         ]
 
     def save(self, directory: Path) -> None:
-        np.save(directory / SPANS, self.spans)
-        np.save(directory / VECTORS, self.vectors)
+        save_npy(directory / SPANS, self.spans)
+        save_npy(directory / VECTORS, self.vectors)
 
     @classmethod
     def load(cls, directory: Path) -> SentenceVectors | None:
+        """The stored rows, read into memory (mapped only when large: ``index.files``)."""
         if not (directory / SPANS).is_file():
             return None
-        return cls(np.load(directory / SPANS), np.load(directory / VECTORS, mmap_mode="r"))
+        return cls(np.load(directory / SPANS), load_npy(directory / VECTORS))
 
 
 @dataclass(slots=True)

@@ -194,7 +194,11 @@ class FaissStore(VectorStore):
         return self._index.search(queries, k)
 
     def save(self, directory: Path) -> None:
-        faiss.write_index(self._index, str(directory / self.FILENAME))
+        """Write the index through a Python file: a failed write (a full disk) is an OSError
+        with its errno, and so is one that only shows when the file is closed, which FAISS's
+        own writer does not check (a short file would then pass for a whole one)."""
+        with open(directory / self.FILENAME, "wb") as fh:
+            faiss.write_index(self._index, faiss.PyCallbackIOWriter(fh.write))
 
     @classmethod
     def load(cls, directory: Path) -> FaissStore:
