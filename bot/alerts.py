@@ -441,8 +441,8 @@ async def remove_topics(
 
 def find_topic(subs: Sequence[Subscription], wanted: str) -> Subscription | None:
     """'/unsubscribe 2' (the number in /topics) or '/unsubscribe the topic's words'."""
-    if wanted.isdigit():
-        number = int(wanted)
+    number = h.ascii_int(wanted)
+    if number is not None:
         return subs[number - 1] if 1 <= number <= len(subs) else None
     key = topic_key(wanted)
     return next((s for s in subs if topic_key(s.topic) == key), None)
@@ -462,8 +462,8 @@ async def on_topic_button(update: Update, context: Context) -> None:
     all_topics = parts[1:2] == ["all"]
     sub = None
     if not all_topics:
-        sub_id = int(parts[2]) if len(parts) == 3 and parts[2].isdigit() else -1
-        sub = await asyncio.to_thread(store.get, sub_id)
+        sub_id = h.ascii_int(parts[2]) if len(parts) == 3 else None
+        sub = None if sub_id is None else await asyncio.to_thread(store.get, sub_id)
         if sub is not None and sub.chat_id != chat.id:
             sub = None
     text, refused = await remove_topics(update, context, chat.id, sub, all_topics=all_topics)

@@ -188,7 +188,10 @@ async def answer_question(
     quoted = (passage.doc_id, passage.start) if passage is not None else None
     markup = None
     if len(answer.hits) > (1 if quoted else 0):
-        markup = more_button(services.questions.put(question, quoted), 1)
+        key = await asyncio.to_thread(
+            services.questions.put, question, quoted, chat_id=message.chat_id
+        )
+        markup = more_button(key, 1)
     text_html = fmt.format_answer(answer, sources=services.settings.bot_sources)
     await respond(update, context, text_html, markup=markup)
 
@@ -263,11 +266,18 @@ async def on_unknown_command(update: Update, context: Context) -> None:
 # ---- "More sources" ---------------------------------------------------------------------
 
 
+_NUMBER = re.compile(r"[0-9]{1,9}")  # ASCII only: str.isdigit() accepts "²", int() does not
+
+
+def ascii_int(text: str) -> int | None:
+    """A number typed or put in callback data ("2"), or None ("²", "٣", "", "1e9")."""
+    return int(text) if _NUMBER.fullmatch(text) else None
+
+
 def parse_more(data: str) -> tuple[str, int] | None:
     parts = data.split(":")
-    if len(parts) != 3 or parts[0] != MORE or not parts[2].isdigit():
-        return None
-    return parts[1], max(1, int(parts[2]))
+    page = ascii_int(parts[2]) if len(parts) == 3 and parts[0] == MORE else None
+    return None if page is None else (parts[1], max(1, page))
 
 
 async def on_more_sources(update: Update, context: Context) -> None:
@@ -275,7 +285,10 @@ async def on_more_sources(update: Update, context: Context) -> None:
     assert query is not None
     services = get_services(context)
     parsed = parse_more(query.data or "")
-    stored = services.questions.get(parsed[0]) if parsed else None
+    chat = update.effective_chat
+    stored = None
+    if parsed is not None and chat is not None:  # a key works only in the chat that asked
+        stored = await asyncio.to_thread(services.questions.get, parsed[0], chat_id=chat.id)
     if parsed is None or stored is None:
         await query.answer(fmt.EXPIRED, show_alert=True)
         with contextlib.suppress(TelegramError):

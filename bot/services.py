@@ -81,15 +81,21 @@ class BotServices:
     @classmethod
     def open(cls, settings: BotSettings, embedder: Embedder | None = None) -> BotServices:
         """Load the model and the index (building it when there is none). Blocking."""
-        embedder = LockedEmbedder(embedder or make_embedder(settings))
-        engine = open_engine(settings, embedder, build_if_missing=True)
+        # the state file first: a damaged one is reported before a long index build
+        questions = QuestionStore(
+            settings.data_dir / STATE_FILE, ttl=settings.bot_question_ttl_days * 86400
+        )
+        try:
+            embedder = LockedEmbedder(embedder or make_embedder(settings))
+            engine = open_engine(settings, embedder, build_if_missing=True)
+        except BaseException:
+            questions.close()
+            raise
         return cls(
             settings=settings,
             embedder=embedder,
             engine=engine,
-            questions=QuestionStore(
-                settings.data_dir / STATE_FILE, ttl=settings.bot_question_ttl_days * 86400
-            ),
+            questions=questions,
             limiter=RateLimiter(settings.bot_rate_limit, settings.bot_rate_window),
             executor=ThreadPoolExecutor(settings.bot_workers, thread_name_prefix="newsdesk-ask"),
             examples=pick_examples(engine),

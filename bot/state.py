@@ -1,7 +1,12 @@
 """Questions behind "More sources" buttons, in SQLite, so buttons survive a restart.
 
 Callback data is limited to 64 bytes, so a button carries a short key; the question
-text (and the passage the answer quoted) are kept here, keyed by a hash of them.
+text (and the passage the answer quoted) are kept here, keyed by a hash of them and of the
+chat that asked. A key works only in that chat: elsewhere it is "expired", so a key cannot
+be used to find out whether some question was asked.
+
+The schema is numbered like the alert store's (``index.subscriptions.migrate``); a damaged
+file raises ``StateFileError`` naming it.
 """
 
 from __future__ import annotations
@@ -15,15 +20,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS questions (
-    key TEXT PRIMARY KEY,
-    question TEXT NOT NULL,
-    doc_id TEXT,
-    start INTEGER,
-    created REAL NOT NULL
+from index.subscriptions import StateFileError, check_integrity, migrate, state_file_errors
+
+SCHEMA_VERSION = 2
+_MIGRATIONS = (
+    # 1: the questions (created with IF NOT EXISTS: files from before numbering have it)
+    """
+    CREATE TABLE IF NOT EXISTS questions (
+        key TEXT PRIMARY KEY,
+        question TEXT NOT NULL,
+        doc_id TEXT,
+        start INTEGER,
+        created REAL NOT NULL
+    )
+    """,
+    # 2: the chat a key belongs to; keys from before it belong to none, and so expire
+    "ALTER TABLE questions ADD COLUMN chat_id INTEGER",
 )
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +46,10 @@ class StoredQuestion:
     quoted: tuple[str, int] | None  # (doc_id, passage start) of the quoted passage
 
 
-def question_key(question: str, quoted: tuple[str, int] | None) -> str:
-    raw = f"{question}\x00{quoted[0]}\x00{quoted[1]}" if quoted else question
+def question_key(question: str, quoted: tuple[str, int] | None, chat_id: int) -> str:
+    raw = f"{chat_id}\x00{question}"
+    if quoted:
+        raw += f"\x00{quoted[0]}\x00{quoted[1]}"
     digest = hashlib.sha256(raw.encode("utf-8")).digest()[:9]
     return base64.urlsafe_b64encode(digest).decode("ascii")  # 12 characters
 
@@ -48,32 +63,57 @@ class QuestionStore:
         self.ttl = ttl
         self._clock = clock
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(_SCHEMA)
+        with state_file_errors(path):
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            try:
+                self._open()
+            except BaseException:
+                self._db.close()
+                raise
         self.prune()
 
-    def put(self, question: str, quoted: tuple[str, int] | None = None) -> str:
-        key = question_key(question, quoted)
-        with self._lock:
+    def _open(self) -> None:
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        check_integrity(self._db, self.path)
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                raise StateFileError(
+                    f"The state file {self.path} has schema version {version}; this "
+                    f"Newsdesk knows up to {SCHEMA_VERSION}. Upgrade Newsdesk."
+                )
+            migrate(self._db, _MIGRATIONS)
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def put(self, question: str, quoted: tuple[str, int] | None = None, *, chat_id: int) -> str:
+        key = question_key(question, quoted, chat_id)
+        with self._lock, state_file_errors(self.path):
             self._db.execute(
-                "INSERT OR REPLACE INTO questions (key, question, doc_id, start, created) "
-                "VALUES (?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO questions (key, question, doc_id, start, created, "
+                "chat_id) VALUES (?, ?, ?, ?, ?, ?)",
                 (
                     key,
                     question,
                     quoted[0] if quoted else None,
                     quoted[1] if quoted else None,
                     self._clock(),
+                    chat_id,
                 ),
             )
         return key
 
-    def get(self, key: str) -> StoredQuestion | None:
-        with self._lock:
+    def get(self, key: str, *, chat_id: int) -> StoredQuestion | None:
+        """The question behind ``key`` if ``chat_id`` asked it and it has not expired."""
+        with self._lock, state_file_errors(self.path):
             row = self._db.execute(
-                "SELECT question, doc_id, start, created FROM questions WHERE key = ?", (key,)
+                "SELECT question, doc_id, start, created FROM questions "
+                "WHERE key = ? AND chat_id = ?",
+                (key, chat_id),
             ).fetchone()
         if row is None or row[3] < self._clock() - self.ttl:
             return None
@@ -81,7 +121,7 @@ class QuestionStore:
         return StoredQuestion(key, row[0], quoted)
 
     def prune(self) -> int:
-        with self._lock:
+        with self._lock, state_file_errors(self.path):
             cursor = self._db.execute(
                 "DELETE FROM questions WHERE created < ?", (self._clock() - self.ttl,)
             )

@@ -80,6 +80,60 @@ class AlertStateError(NewsdeskError):
     """The alert database is from a newer version, or the cursor moved under us."""
 
 
+class StateFileError(NewsdeskError):
+    """A SQLite state file (alerts, the bot's questions) that cannot be used: damaged,
+    not a database, unreadable. The message names the file."""
+
+
+# ---- SQLite state files: one way to open, migrate and report them ---------------------------
+
+
+def state_file_problem(path: Path, exc: sqlite3.Error) -> StateFileError:
+    """Our error for SQLite's, naming the file (SQLite's own messages never do)."""
+    text = str(exc)
+    if any(word in text.lower() for word in ("not a database", "malformed", "corrupt")):
+        return StateFileError(
+            f"The state file {path} is damaged ({text}). Stop the bot, move the file "
+            "aside (a new one is created at start; what it held is lost) or restore it "
+            "from a backup."
+        )
+    return StateFileError(f"The state file {path} cannot be used: {text}.")
+
+
+@contextmanager
+def state_file_errors(path: Path) -> Iterator[None]:
+    """Turn SQLite's errors about the file (not a bug of ours, e.g. a constraint) into
+    ``StateFileError`` naming it."""
+    try:
+        yield
+    except (sqlite3.IntegrityError, sqlite3.ProgrammingError):
+        raise
+    except sqlite3.DatabaseError as exc:
+        raise state_file_problem(path, exc) from exc
+
+
+def check_integrity(conn: sqlite3.Connection, path: Path) -> None:
+    """Raise ``StateFileError`` unless SQLite's quick check finds the file sound."""
+    problems = [str(r[0]) for r in conn.execute("PRAGMA quick_check(5)").fetchall()]
+    if problems != ["ok"]:
+        raise state_file_problem(path, sqlite3.DatabaseError("; ".join(problems)[:300]))
+
+
+def migrate(conn: sqlite3.Connection, migrations: Sequence[str]) -> int:
+    """Numbered migrations: run ``migrations[version:]`` (each a script of statements
+    separated by ';') and set ``PRAGMA user_version`` to their count. Call inside a write
+    transaction, after checking the version found (returned) is not newer than known."""
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    steps = migrations[version:]
+    for script in steps:
+        for statement in script.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+    if steps:
+        conn.execute(f"PRAGMA user_version = {len(migrations)}")
+    return version
+
+
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -237,6 +291,9 @@ ALTER TABLE alerts ADD COLUMN claimed_by TEXT;
 ALTER TABLE alerts ADD COLUMN claimed_until REAL NOT NULL DEFAULT 0
 """
 
+_MIGRATIONS = (_SCHEMA, _SCHEMA_V2, _SCHEMA_V3)
+assert len(_MIGRATIONS) == SCHEMA_VERSION
+
 _SUB_COLUMNS = "id, chat_id, topic, created_at, created_by, paused, paused_reason"
 _ALERT_COLUMNS = (
     "id, chat_id, doc_id, subscription_id, topic, title, source, url, date, quote, score, "
@@ -276,6 +333,8 @@ class SubscriptionStore:
         self.max_topic_chars = max_topic_chars
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._migrate()
+        with self._read() as conn:
+            check_integrity(conn, self.path)
 
     @classmethod
     def in_data_dir(cls, data_dir: Path, **limits: int) -> SubscriptionStore:
@@ -285,32 +344,38 @@ class SubscriptionStore:
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
-        conn = self._connect()
-        try:
-            yield conn
-        finally:
-            conn.close()
+        with state_file_errors(self.path):
+            conn = self._connect()
+            try:
+                yield conn
+            finally:
+                conn.close()
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction: committed when the block ends, rolled back on error."""
-        conn = self._connect()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
+        with state_file_errors(self.path):
+            conn = self._connect()
             try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            finally:
+                conn.close()
 
     def _migrate(self) -> None:
         with self._write() as conn:
@@ -320,13 +385,7 @@ class SubscriptionStore:
                     f"The alert database {self.path} has schema version {version}; this "
                     f"Newsdesk knows up to {SCHEMA_VERSION}. Upgrade Newsdesk."
                 )
-            steps = [_SCHEMA, _SCHEMA_V2, _SCHEMA_V3][version:]
-            for script in steps:
-                for statement in script.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-            if steps:
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            migrate(conn, _MIGRATIONS)
 
     def journal_mode(self) -> str:
         with self._read() as conn:

@@ -45,20 +45,21 @@ def test_question_store_survives_reopening_and_expires(tmp_path: Path) -> None:
     now = [1000.0]
     path = tmp_path / "state.sqlite3"
     store = QuestionStore(path, ttl=3600, clock=lambda: now[0])
-    key = store.put("when does the base lease end?", ("tca/base.txt", 120))
-    plain = store.put("who scored?")
+    key = store.put("when does the base lease end?", ("tca/base.txt", 120), chat_id=7)
+    plain = store.put("who scored?", chat_id=7)
     assert len(f"more:{key}:99".encode()) <= 64  # Telegram's callback_data limit
-    assert store.put("when does the base lease end?", ("tca/base.txt", 120)) == key
+    assert store.put("when does the base lease end?", ("tca/base.txt", 120), chat_id=7) == key
     store.close()
 
     store = QuestionStore(path, ttl=3600, clock=lambda: now[0])
-    got = store.get(key)
+    got = store.get(key, chat_id=7)
     assert got is not None and got.question == "when does the base lease end?"
     assert got.quoted == ("tca/base.txt", 120)
-    assert store.get(plain) is not None and store.get(plain).quoted is None  # type: ignore[union-attr]
-    assert store.get("nope") is None
+    assert store.get(plain, chat_id=7) is not None
+    assert store.get(plain, chat_id=7).quoted is None  # type: ignore[union-attr]
+    assert store.get("nope", chat_id=7) is None
     now[0] += 3601
-    assert store.get(key) is None
+    assert store.get(key, chat_id=7) is None
     assert store.prune() == 2
 
 
@@ -255,3 +256,24 @@ def test_a_limited_asker_is_told_once_per_window_not_per_message() -> None:
     now[0] += 60.01  # the window has passed: allowed again, and told again next time
     assert [limiter.check(1).allowed for _ in range(2)] == [True, True]
     assert limiter.check(1).notify and not limiter.check(1).notify
+
+
+def test_question_store_from_before_chat_keys_is_migrated_and_its_keys_expire(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    path = tmp_path / "state.sqlite3"
+    conn = sqlite3.connect(path)  # what the store wrote before its schema was numbered
+    conn.execute(
+        "CREATE TABLE questions (key TEXT PRIMARY KEY, question TEXT NOT NULL, doc_id TEXT, "
+        "start INTEGER, created REAL NOT NULL)"
+    )
+    conn.execute("INSERT INTO questions VALUES ('oldkey', 'who scored?', NULL, NULL, ?)", (1e12,))
+    conn.commit()
+    conn.close()
+    store = QuestionStore(path, ttl=3600)
+    assert store.get("oldkey", chat_id=7) is None  # tied to no chat: works in none
+    key = store.put("who scored?", chat_id=7)
+    assert store.get(key, chat_id=7) is not None
+    store.close()
