@@ -67,15 +67,18 @@ TRAILER_HEADINGS = frozenset(
     }
 )
 
+# The patterns run on every line of every article, so each is linear in the line's length:
+# no two neighbouring parts can match the same characters (``\s*(?:...)?\s*``, ``.*?\s*$``
+# and ``\d*x?\d+`` backtracked quadratically: minutes for one line of spaces or digits).
 _VIEW_MORE = re.compile(
-    r"^\s*view\s*more\s*(?:articles|stories|posts|news)?\s*(?:from|by)\s*(?P<name>.*?)\s*$",
+    r"^\s*view\s*more\s*(?:(?:articles|stories|posts|news)\s*)?(?:from|by)(?P<name>.*)$",
     re.IGNORECASE,
 )
 _CATEGORY = re.compile(r"^\s*category\s*:", re.IGNORECASE)
 _MAGIC_WORD = re.compile(r"^\s*__[A-Z]+__\s*$")
 _IMAGE_MARKUP = re.compile(
     r"^\s*(?:(?:thumb|thumbnail|frame|frameless|border|left|right|center|centre|none"
-    r"|upright|\d*x?\d+px)\s*\|)+",
+    r"|upright|(?:\d+(?:x\d+)?|x\d+)px)\s*\|)+",
     re.IGNORECASE,
 )
 _NAME_WORD = re.compile(r"^[A-Z\u00c0-\u024f][\w'\u2019.-]*$")
