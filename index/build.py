@@ -23,9 +23,10 @@ from index.sentence_vectors import plan_sentences
 from index.store import (
     Change,
     StoredArticle,
+    clean_temporaries,
     collect_garbage,
     current_version_path,
-    load_index,
+    load_reusable,
     next_version,
     reindex_lock,
     unchanged_version,
@@ -57,6 +58,10 @@ class ReindexReport:
     reused: int = 0
     full_rebuild: bool = False
     reason: str = ""
+    # Files of the previous version that were damaged (name -> what was wrong): rebuilt.
+    damaged: dict[str, str] = field(default_factory=dict)
+    # The previous version had no checksums (an older Newsdesk wrote it): rewritten.
+    added_checksums: bool = False
 
     @property
     def wrote_new_version(self) -> bool:
@@ -71,6 +76,17 @@ class ReindexReport:
             lines = [f"Index {self.version} at {index_dir} is up to date."]
         if self.reason:
             lines.append(f"Previous index not reused: {self.reason}")
+        if self.damaged:
+            damage = "; ".join(f"{name} {what}" for name, what in self.damaged.items())
+            lines.append(
+                f"Repaired: {self.previous_version} was damaged ({damage}); "
+                "rebuilt from its intact files."
+            )
+        if self.added_checksums:
+            lines.append(
+                f"Rewritten with checksums: {self.previous_version} had none "
+                "(an older Newsdesk wrote it)."
+            )
         lines.append(
             f"added {len(self.added)}, changed {len(self.changed)}, removed "
             f"{len(self.removed)}, unchanged {self.unchanged}; passages {self.passages} "
@@ -145,6 +161,7 @@ def reindex(
     """
     index_dir = Path(index_dir)
     with reindex_lock(index_dir):
+        clean_temporaries(index_dir)  # what a killed run left can fill the disk
         return _reindex_locked(
             corpus_dirs, index_dir, embedder, vector_store, batch_size, progress, ann_from
         )
@@ -170,8 +187,8 @@ def _reindex_locked(
             + ". Nothing was changed."
         )
 
-    # Nothing changed (same articles, same model): stop before cutting passages or loading
-    # the previous version's vectors and indexes. Never loads the embedder's model.
+    # Nothing changed (same articles, same model, intact files): stop before cutting
+    # passages or loading the previous version's vectors. Never loads the embedder's model.
     same = unchanged_version(
         index_dir, {a.doc_id: a.content_hash for a in loaded.articles}, embedder.fingerprint
     )
@@ -188,17 +205,14 @@ def _reindex_locked(
     previous = current_version_path(index_dir)
     if previous is not None:
         try:
-            old = load_index(index_dir, expect_model=(embedder.name, embedder.fingerprint))
+            old = load_reusable(index_dir, expect_model=(embedder.name, embedder.fingerprint))
             report.previous_version = old.version
-            matrix = old.vector_matrix()
-            for passage in old.passages:
-                old_vectors[passage.content_hash] = matrix[passage.passage_id]
-                if old.sentences is not None:
-                    old_sentences[passage.content_hash] = old.sentences.of_passage(
-                        passage.passage_id
-                    )
-            old_articles = {d: a.content_hash for d, a in old.articles.items()}
+            old_vectors, old_sentences, old_articles = old.vectors, old.sentences, old.articles
             old_hashes = set(old_articles.values())
+            report.damaged = old.damaged
+            report.added_checksums = not old.checksummed
+            if old.damaged:
+                log.warning("Previous index damaged, rebuilding its files: %s", old.damaged)
         except NewsdeskError as exc:
             log.warning("Previous index not reusable, rebuilding in full: %s", exc)
             report.reason = str(exc)

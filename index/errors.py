@@ -27,6 +27,12 @@ class IndexBusyError(NewsdeskError):
     """Another re-index holds the lock."""
 
 
+class IndexWriteError(NewsdeskError, OSError):
+    """The index could not be written: the disk is full, the folder is read-only, or the
+    system refused another way. Nothing was changed: the previous version still serves.
+    Also an OSError, so code that handles failed writes as OSError still catches it."""
+
+
 class ModelError(NewsdeskError):
     """The embedding model cannot be found, verified or loaded."""
 

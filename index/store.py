@@ -10,8 +10,20 @@ Layout of an index directory::
 
 A new version is written into ``versions/.tmp-*``, renamed into place, logged,
 and only then made current; a re-index that dies half-way leaves the previous
-version serving. The manifest names the format, model and counts, and the size
-of every file, so a load can tell a damaged index from a good one.
+version serving. A write that fails (a full disk, a read-only folder) removes what it
+wrote and raises IndexWriteError; a run also removes what a killed run left behind.
+
+The manifest names the format, model and counts, and the size and SHA-256 of every
+file. A version's files are verified against it once (when written, or when first
+loaded: ``verified.json`` then records each file's size, times and inode, and later
+loads compare only those), so same-size garbage is refused at load and a re-index
+rebuilds a damaged version from its intact files instead of calling it up to date.
+Manifests from before checksums (same format number: the field is additive) load with
+their sizes checked; the next re-index rewrites the version with checksums.
+
+The change log is replaced whole (written aside, then renamed), never appended in
+place, so a crash cannot leave a torn line for the next entry to be glued to; a torn
+line left by an older Newsdesk is skipped and the entry glued to it recovered.
 """
 
 from __future__ import annotations
@@ -19,8 +31,10 @@ from __future__ import annotations
 import errno
 import fcntl
 import json
+import logging
 import os
 import shutil
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -37,11 +51,17 @@ from index.errors import (
     IndexCorruptError,
     IndexMismatchError,
     IndexMissingError,
+    IndexWriteError,
     NewsdeskError,
 )
+from index.files import file_checksum, load_npy, save_npy
 from index.lexical import LexicalIndex
+from index.sentence_vectors import SPANS as SENTENCE_SPANS
+from index.sentence_vectors import VECTORS as SENTENCE_VECTORS
 from index.sentence_vectors import SentenceVectors
 from index.types import Passage
+
+log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -49,6 +69,7 @@ ARTICLES = "articles.jsonl"
 PASSAGES = "passages.jsonl"
 VECTORS = "vectors.npy"
 CHANGES = "changes.jsonl"
+STAMP = "verified.json"  # the verdict of the last full verification (not in the manifest)
 KEEP_VERSIONS = 3
 
 
@@ -64,10 +85,20 @@ class Manifest:
     passages: int
     vector_store: str
     files: dict[str, int] = field(default_factory=dict)
+    # "sha256:<hex>" of every file in ``files``; empty in manifests from before checksums.
+    checksums: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: dict) -> Manifest:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+        manifest = cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+        if not (
+            isinstance(manifest.files, dict)
+            and isinstance(manifest.checksums, dict)
+            and all(type(size) is int for size in manifest.files.values())
+            and all(isinstance(value, str) for value in manifest.checksums.values())
+        ):
+            raise TypeError("its file list is malformed")
+        return manifest
 
 
 @dataclass(slots=True)
@@ -136,9 +167,16 @@ class LoadedIndex:
         return [self.passages[i] for i in by_doc.get(doc_id, ())]
 
     def vector_matrix(self) -> np.ndarray:
-        """The passages' vectors (row = passage id), memory-mapped once on first use."""
+        """The passages' vectors (row = passage id), read once on first use (``load_npy``:
+        into memory, or mapped when large)."""
         if self._matrix is None:
-            self._matrix = load_vectors(self.path)
+            try:
+                self._matrix = load_vectors(self.path)
+            except (OSError, ValueError) as exc:  # changed since the version was loaded
+                raise IndexCorruptError(
+                    f"The index file {self.path / VECTORS} could not be read ({exc}). "
+                    + _hint(self.path.parent.parent)
+                ) from exc
         return self._matrix
 
     def article_text(self, doc_id: str) -> str:
@@ -178,16 +216,83 @@ def read_manifest(version_dir: Path, index_dir: Path) -> Manifest:
     return manifest
 
 
-def _check_files(version_dir: Path, manifest: Manifest, index_dir: Path) -> None:
+def _stat_key(st: os.stat_result) -> list[int]:
+    """What changes when a file is written: size, times (ctime cannot be set back), inode."""
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
+def _read_stamp(version_dir: Path) -> object:
+    try:
+        return json.loads((version_dir / STAMP).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _write_stamp(version_dir: Path, stamp: dict) -> None:
+    """Record a verdict, if the folder lets us (a read-only index verifies at every load)."""
+    tmp = version_dir / f"{STAMP}.tmp-{os.getpid()}"
+    try:
+        tmp.write_text(json.dumps(stamp), encoding="utf-8")
+        os.replace(tmp, version_dir / STAMP)
+    except OSError as exc:
+        log.debug("Could not record the verification of %s: %s", version_dir, exc)
+        _remove(tmp)
+
+
+def damaged_files(version_dir: Path, manifest: Manifest) -> dict[str, str]:
+    """The version's files that are missing or do not match the manifest: name -> what is
+    wrong. Sizes are compared at every call; checksums when the files changed since the last
+    verification that passed (``verified.json``), so each version is hashed about once."""
+    problems: dict[str, str] = {}
+    stats: dict[str, list[int]] = {}
     for name, size in manifest.files.items():
-        path = version_dir / name
-        if not path.is_file():
-            raise IndexCorruptError(f"The index file {path} is missing. " + _hint(index_dir))
-        if path.stat().st_size != size:
-            raise IndexCorruptError(
-                f"The index file {path} has {path.stat().st_size} bytes, the manifest says "
-                f"{size}: it is damaged. " + _hint(index_dir)
-            )
+        try:
+            st = (version_dir / name).stat()
+        except (FileNotFoundError, NotADirectoryError):
+            problems[name] = "is missing"
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            problems[name] = "is not a regular file"
+        elif st.st_size != size:
+            problems[name] = f"has {st.st_size} bytes, the manifest says {size}"
+        else:
+            stats[name] = _stat_key(st)
+    if problems or not manifest.checksums:
+        return problems
+    verdict = {"checksums": manifest.checksums, "files": stats}
+    if _read_stamp(version_dir) == verdict:
+        return {}
+    for name in manifest.files:
+        expected = manifest.checksums.get(name)
+        if expected is None:
+            problems[name] = "has no checksum in the manifest"
+        elif file_checksum(version_dir / name) != expected:
+            problems[name] = "does not match its checksum"
+    if not problems:
+        _write_stamp(version_dir, verdict)
+    return problems
+
+
+def _damage_message(version_dir: Path, problems: dict[str, str], index_dir: Path) -> str:
+    name, what = next(iter(problems.items()))
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    damaged = "" if what == "is missing" else ": it is damaged"
+    return f"The index file {version_dir / name} {what}{damaged}{more}. " + _hint(index_dir)
+
+
+def _check_files(version_dir: Path, manifest: Manifest, index_dir: Path) -> None:
+    problems = damaged_files(version_dir, manifest)
+    if problems:
+        raise IndexCorruptError(_damage_message(version_dir, problems, index_dir))
+
+
+def _check_model(manifest: Manifest, expect_model: tuple[str, str] | None, index_dir: Path) -> None:
+    if expect_model and expect_model[1] != manifest.model_fingerprint:
+        raise IndexMismatchError(
+            f"The index at {index_dir} was built with model {manifest.model_name!r} "
+            f"(fingerprint {manifest.model_fingerprint[:12]}), but the configured model is "
+            f"{expect_model[0]!r} (fingerprint {expect_model[1][:12]}). " + _hint(index_dir)
+        )
 
 
 def _read_jsonl(path: Path, index_dir: Path) -> Iterator[dict]:
@@ -225,13 +330,8 @@ def load_index(
             + _hint(index_dir)
         )
     manifest = read_manifest(version_dir, index_dir)
-    if expect_model and expect_model[1] != manifest.model_fingerprint:
-        raise IndexMismatchError(
-            f"The index at {index_dir} was built with model {manifest.model_name!r} "
-            f"(fingerprint {manifest.model_fingerprint[:12]}), but the configured model is "
-            f"{expect_model[0]!r} (fingerprint {expect_model[1][:12]}). " + _hint(index_dir)
-        )
-    _check_files(version_dir, manifest, index_dir)
+    _check_model(manifest, expect_model, index_dir)
+    _check_files(version_dir, manifest, index_dir)  # verify, then read (or map)
     articles = {
         row["doc_id"]: StoredArticle(**row)
         for row in _read_jsonl(version_dir / ARTICLES, index_dir)
@@ -270,7 +370,8 @@ def unchanged_version(
     index_dir: Path, article_hashes: dict[str, str], fingerprint: str
 ) -> Manifest | None:
     """The current version's manifest if it holds exactly these articles (doc id -> content
-    hash), built with this model fingerprint, and its files are intact; else None."""
+    hash), built with this model fingerprint, and its files are intact (checksums verified);
+    else None. A version without checksums is never "unchanged": a re-index rewrites it."""
     version_dir = current_version_path(Path(index_dir))
     if version_dir is None or not version_dir.is_dir():
         return None
@@ -278,7 +379,8 @@ def unchanged_version(
         manifest = read_manifest(version_dir, index_dir)
         if manifest.model_fingerprint != fingerprint or manifest.articles != len(article_hashes):
             return None
-        _check_files(version_dir, manifest, index_dir)
+        if not manifest.checksums or damaged_files(version_dir, manifest):
+            return None
         stored = {
             row["doc_id"]: row["content_hash"]
             for row in _read_jsonl(version_dir / ARTICLES, index_dir)
@@ -288,21 +390,206 @@ def unchanged_version(
     return manifest if stored == article_hashes else None
 
 
+@dataclass(slots=True)
+class Reusable:
+    """What a re-index can take over from the current version, keyed by content hash."""
+
+    version: str
+    articles: dict[str, str]  # doc id -> content hash
+    vectors: dict[str, np.ndarray]  # passage content hash -> vector
+    sentences: dict[str, list[tuple[int, int, np.ndarray]]]  # ... -> (start, end, vector)
+    damaged: dict[str, str]  # file -> what is wrong: not reused, rebuilt by this run
+    checksummed: bool  # False: written before checksums, its files could not be verified
+
+
+def load_reusable(index_dir: Path, *, expect_model: tuple[str, str]) -> Reusable:
+    """The current version's articles and stored vectors, for a re-index to reuse.
+
+    Verifies the files first. A damaged article or passage list, another model or format
+    raise (a full rebuild); damaged vectors or sentence vectors are left out (their texts
+    are embedded again); the FAISS and BM25 files are not read at all (always rebuilt).
+    """
+    index_dir = Path(index_dir)
+    version_dir = current_version_path(index_dir)
+    if version_dir is None:
+        raise IndexMissingError(f"No index at {index_dir}. " + _hint(index_dir))
+    if not version_dir.is_dir():
+        raise IndexCorruptError(
+            f"The index at {index_dir} points at {version_dir}, which does not exist. "
+            + _hint(index_dir)
+        )
+    manifest = read_manifest(version_dir, index_dir)
+    _check_model(manifest, expect_model, index_dir)
+    damaged = damaged_files(version_dir, manifest)
+    lists = {name: what for name, what in damaged.items() if name in (ARTICLES, PASSAGES)}
+    if lists:
+        raise IndexCorruptError(_damage_message(version_dir, lists, index_dir))
+    try:
+        articles = {
+            row["doc_id"]: row["content_hash"]
+            for row in _read_jsonl(version_dir / ARTICLES, index_dir)
+        }
+        passages = [Passage(**row) for row in _read_jsonl(version_dir / PASSAGES, index_dir)]
+    except (KeyError, TypeError) as exc:
+        raise IndexCorruptError(
+            f"The index at {version_dir} could not be read ({exc}). " + _hint(index_dir)
+        ) from exc
+    if len(passages) != manifest.passages or len(articles) != manifest.articles:
+        raise IndexCorruptError(
+            f"The index at {version_dir} holds {len(articles)} articles and {len(passages)} "
+            f"passages, the manifest says {manifest.articles} and {manifest.passages}. "
+            + _hint(index_dir)
+        )
+    vectors: dict[str, np.ndarray] = {}
+    if VECTORS not in damaged:
+        try:
+            matrix = load_vectors(version_dir)
+            if matrix.ndim != 2 or matrix.shape[0] != len(passages):
+                raise ValueError(f"{matrix.shape[0]} rows for {len(passages)} passages")
+            vectors = {p.content_hash: matrix[p.passage_id] for p in passages}
+        except (OSError, ValueError) as exc:
+            damaged[VECTORS] = f"could not be read ({exc})"
+    sentences: dict[str, list[tuple[int, int, np.ndarray]]] = {}
+    if SENTENCE_SPANS not in damaged and SENTENCE_VECTORS not in damaged:
+        try:
+            stored = SentenceVectors.load(version_dir)
+            if stored is not None:
+                _check_sentences(stored, len(passages))
+                sentences = {p.content_hash: stored.of_passage(p.passage_id) for p in passages}
+        except (OSError, ValueError, IndexError) as exc:
+            damaged[SENTENCE_VECTORS] = f"could not be read ({exc})"
+    return Reusable(
+        manifest.version, articles, vectors, sentences, damaged, bool(manifest.checksums)
+    )
+
+
+def _check_sentences(sentences: SentenceVectors, passages: int) -> None:
+    spans = sentences.spans
+    if (
+        spans.ndim != 2
+        or sentences.vectors.shape[0] != spans.shape[0]
+        or (len(spans) and int(spans[:, 0].max()) >= passages)
+    ):
+        raise ValueError("the sentence vectors do not fit the passages")
+
+
 def load_vectors(version_dir: Path) -> np.ndarray:
-    return np.load(version_dir / VECTORS, mmap_mode="r")
+    """The passages' vectors: read into memory, or mapped when large (``index.files``)."""
+    return load_npy(version_dir / VECTORS)
+
+
+# ---- the change log ----------------------------------------------------------------------
+
+_DECODER = json.JSONDecoder()
+_ENTRY_START = '{"version"'
+
+
+def _parse_changes(text: str) -> list[tuple[str, Change]]:
+    """(line, change) for every entry of a change log. A torn line (a crash in the middle of
+    an append, by an older Newsdesk) is skipped; an entry appended after it, on the same
+    line, is recovered."""
+    out = []
+    for raw in text.split("\n"):
+        line = raw.strip()
+        if not line:
+            continue
+        try:
+            out.append((line, Change(**json.loads(line))))
+            continue
+        except (ValueError, TypeError):
+            pass
+        start = line.find(_ENTRY_START, 1)
+        while start != -1:
+            try:
+                data, end = _DECODER.raw_decode(line, start)
+                if not line[end:].strip():
+                    out.append((line[start:end], Change(**data)))
+                    log.warning("Change log: skipped a torn entry before %s", data["version"])
+                    break
+            except (ValueError, TypeError, KeyError):
+                pass
+            start = line.find(_ENTRY_START, start + 1)
+        else:
+            log.warning("Change log: skipped a torn entry (a version that never became current)")
+    return out
 
 
 def read_changes(index_dir: Path) -> list[Change]:
     path = Path(index_dir) / CHANGES
     if not path.is_file():
         return []
-    changes = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            changes.append(Change(**json.loads(line)))
-        except (ValueError, TypeError):
-            continue  # a torn last line from a crash: that version never became current
-    return changes
+    return [change for _, change in _parse_changes(_read_text(path))]
+
+
+def _read_text(path: Path) -> str:
+    return path.read_bytes().decode("utf-8", errors="replace")
+
+
+def append_change(index_dir: Path, change: Change) -> None:
+    """Add ``change`` to the log: the whole log is written aside and renamed over the old
+    one, so readers and a crash see either the old log or the new one, never a torn line.
+    (A torn line left by an older Newsdesk is dropped on the way.)"""
+    path = index_dir / CHANGES
+    lines = [line for line, _ in _parse_changes(_read_text(path))] if path.is_file() else []
+    lines.append(json.dumps(asdict(change)))
+    tmp = index_dir / f"{CHANGES}.tmp-{os.getpid()}"
+    try:
+        with tmp.open("w", encoding="utf-8") as fh:
+            fh.write("\n".join(lines) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        _remove(tmp)
+        raise
+    _fsync_dir(index_dir, strict=False)
+
+
+# ---- writing a version -------------------------------------------------------------------
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+_READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def write_error(exc: OSError, index_dir: Path) -> IndexWriteError:
+    """A failed write as one line a person can act on ("disk full", "read-only")."""
+    if isinstance(exc, IndexWriteError):
+        return exc
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    where = f"{exc.filename}: {reason}" if exc.filename else reason
+    if exc.errno in _DISK_FULL:
+        what, advice = "disk full", "free some space, then re-index again"
+    elif exc.errno in _READ_ONLY:
+        what, advice = "read-only", "make the folder writable for this user or index elsewhere"
+    else:
+        what, advice = "the write failed", "re-index again once the cause is fixed"
+    message = (
+        f"Cannot write the index at {index_dir}: {what} ({where}). Nothing was changed; {advice}."
+    )
+    error = IndexWriteError(" ".join(message.split()))  # one line, whatever the path holds
+    error.errno = exc.errno
+    return error
+
+
+@contextmanager
+def _writing(index_dir: Path) -> Iterator[None]:
+    """Turn a failed write in this block into IndexWriteError."""
+    try:
+        yield
+    except OSError as exc:
+        raise write_error(exc, index_dir) from exc
+
+
+def _remove(path: Path) -> None:
+    """Remove a file, folder or link if there is one; never raise (cleaning up after an
+    error, or on a full disk, where removing is what helps)."""
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    except OSError as exc:
+        log.warning("Could not remove %s: %s", path, exc)
 
 
 def next_version(index_dir: Path) -> str:
@@ -328,58 +615,101 @@ def write_version(
     change: Change,
     sentences: SentenceVectors | None = None,
 ) -> Path:
-    """Write a complete version beside the others, log it, then swap ``current`` to it."""
+    """Write a complete version beside the others, log it, then swap ``current`` to it.
+
+    Any failure removes what this call wrote (the version, unless it is already in the
+    change log) and leaves ``current`` as it was; a failed write (a full disk, a read-only
+    folder) raises IndexWriteError.
+    """
     versions = index_dir / "versions"
-    versions.mkdir(parents=True, exist_ok=True)
     tmp = versions / f".tmp-{version}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    with (tmp / ARTICLES).open("w", encoding="utf-8") as fh:
+    final = versions / version
+    logged = False
+    try:
+        with _writing(index_dir):
+            versions.mkdir(parents=True, exist_ok=True)
+            _remove(tmp)
+            tmp.mkdir()
+            _write_files(tmp, articles, passages, vectors, store, lexical, sentences)
+            files = {
+                str(p.relative_to(tmp)): p.stat().st_size
+                for p in sorted(tmp.rglob("*"))
+                if p.is_file()
+            }
+            checksums = {name: file_checksum(tmp / name) for name in files}
+            manifest = Manifest(
+                format_version=FORMAT_VERSION,
+                version=version,
+                created_at=change.created_at,
+                model_name=model[0],
+                model_fingerprint=model[1],
+                dimension=int(vectors.shape[1]) if vectors.ndim == 2 else 0,
+                articles=len(articles),
+                passages=len(passages),
+                vector_store=store.kind,
+                files=files,
+                checksums=checksums,
+            )
+            (tmp / MANIFEST).write_text(json.dumps(asdict(manifest), indent=2))
+            # Hashed from the disk just now: the first load need not hash them again.
+            stats = {name: _stat_key((tmp / name).stat()) for name in files}
+            _write_stamp(tmp, {"checksums": checksums, "files": stats})
+            _fsync_tree(tmp)
+            os.rename(tmp, final)
+            append_change(index_dir, change)
+            logged = True
+            swap_current(index_dir, final)
+    except BaseException:
+        _remove(tmp)
+        if not logged and final.is_dir() and current_version_path(index_dir) != final:
+            _remove(final)  # never logged, never current: the name is free again
+        raise
+    return final
+
+
+def _write_files(
+    directory: Path,
+    articles: list[StoredArticle],
+    passages: list[Passage],
+    vectors: np.ndarray,
+    store: VectorStore,
+    lexical: LexicalIndex,
+    sentences: SentenceVectors | None,
+) -> None:
+    with (directory / ARTICLES).open("w", encoding="utf-8") as fh:
         for article in articles:
             fh.write(json.dumps(asdict(article), ensure_ascii=False) + "\n")
-    with (tmp / PASSAGES).open("w", encoding="utf-8") as fh:
+    with (directory / PASSAGES).open("w", encoding="utf-8") as fh:
         for passage in passages:
             fh.write(json.dumps(asdict(passage), ensure_ascii=False) + "\n")
-    np.save(tmp / VECTORS, np.ascontiguousarray(vectors, dtype=np.float32))
-    store.save(tmp)
-    lexical.save(tmp)
+    save_npy(directory / VECTORS, np.ascontiguousarray(vectors, dtype=np.float32))
+    store.save(directory)
+    lexical.save(directory)
     if sentences is not None:
-        sentences.save(tmp)
-    files = {
-        str(p.relative_to(tmp)): p.stat().st_size for p in sorted(tmp.rglob("*")) if p.is_file()
-    }
-    manifest = Manifest(
-        format_version=FORMAT_VERSION,
-        version=version,
-        created_at=change.created_at,
-        model_name=model[0],
-        model_fingerprint=model[1],
-        dimension=int(vectors.shape[1]) if vectors.ndim == 2 else 0,
-        articles=len(articles),
-        passages=len(passages),
-        vector_store=store.kind,
-        files=files,
-    )
-    (tmp / MANIFEST).write_text(json.dumps(asdict(manifest), indent=2))
-    _fsync_tree(tmp)
-    final = versions / version
-    os.rename(tmp, final)
-    with (index_dir / CHANGES).open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps(asdict(change)) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    swap_current(index_dir, final)
-    return final
+        sentences.save(directory)
 
 
 def swap_current(index_dir: Path, version_dir: Path) -> None:
     link_tmp = index_dir / f".current-{os.getpid()}"
-    if link_tmp.is_symlink() or link_tmp.exists():
-        link_tmp.unlink()
-    os.symlink(os.path.relpath(version_dir, index_dir), link_tmp)
-    os.replace(link_tmp, index_dir / "current")
-    _fsync_dir(index_dir)
+    try:
+        _remove(link_tmp)
+        os.symlink(os.path.relpath(version_dir, index_dir), link_tmp)
+        os.replace(link_tmp, index_dir / "current")
+    except BaseException:
+        _remove(link_tmp)
+        raise
+    _fsync_dir(index_dir, strict=False)  # the swap is done: a failed flush must not undo it
+
+
+def clean_temporaries(index_dir: Path) -> None:
+    """Remove what an interrupted run left behind (a half-written version can hold most of
+    a disk). Call it holding the re-index lock: no other run is writing then."""
+    versions = index_dir / "versions"
+    leftovers = [*versions.glob(".tmp-*")] if versions.is_dir() else []
+    leftovers += [*index_dir.glob(".current-*"), *index_dir.glob(f"{CHANGES}.tmp-*")]
+    for leftover in leftovers:
+        log.info("Removing %s, left by an interrupted re-index", leftover)
+        _remove(leftover)
 
 
 def collect_garbage(index_dir: Path, keep: int = KEEP_VERSIONS) -> None:
@@ -390,16 +720,20 @@ def collect_garbage(index_dir: Path, keep: int = KEEP_VERSIONS) -> None:
     for old in done[:-keep]:
         if old != current:
             shutil.rmtree(old, ignore_errors=True)
-    for leftover in versions.glob(".tmp-*"):
-        shutil.rmtree(leftover, ignore_errors=True)
+    clean_temporaries(index_dir)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
+def _fsync_dir(path: Path, *, strict: bool = True) -> None:
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        if strict:
+            raise
+        log.warning("Could not flush %s to disk: %s", path, exc)
 
 
 def _fsync_tree(root: Path) -> None:
@@ -412,10 +746,12 @@ def _fsync_tree(root: Path) -> None:
 
 @contextmanager
 def reindex_lock(index_dir: Path) -> Iterator[None]:
-    """Hold the index's re-index lock, or raise IndexBusyError at once."""
-    index_dir.mkdir(parents=True, exist_ok=True)
+    """Hold the index's re-index lock, or raise IndexBusyError at once (IndexWriteError
+    when the folder cannot be written)."""
     path = index_dir / ".lock"
-    fh = path.open("a+")
+    with _writing(index_dir):
+        index_dir.mkdir(parents=True, exist_ok=True)
+        fh = path.open("a+")
     try:
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -428,10 +764,13 @@ def reindex_lock(index_dir: Path) -> Iterator[None]:
                     "Wait for it to finish, then run this again."
                 ) from exc
             raise
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()} since {datetime.now(UTC).isoformat(timespec='seconds')}")
-        fh.flush()
+        try:  # who holds it, for the message above; a full disk must not stop the run
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"pid {os.getpid()} since {datetime.now(UTC).isoformat(timespec='seconds')}")
+            fh.flush()
+        except OSError as exc:
+            log.warning("Could not note the lock holder in %s: %s", path, exc)
         yield
     finally:
         fh.close()
