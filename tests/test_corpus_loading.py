@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -307,14 +308,14 @@ def test_jsonl_not_utf8_is_one_skip(tmp_path: Path) -> None:
 def test_unreadable_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("locked.txt", "locked.jsonl", "ok.txt"):
         (tmp_path / name).write_text("T\n\nB\n", encoding="utf-8")
-    real_read_bytes = Path.read_bytes
+    real_open = os.open
 
-    def read_bytes(self: Path) -> bytes:
-        if self.name.startswith("locked"):
-            raise PermissionError(13, "Permission denied", str(self))
-        return real_read_bytes(self)
+    def open_file(path, *args, **kwargs):  # running as root, chmod cannot lock a file
+        if os.path.basename(path).startswith("locked"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    monkeypatch.setattr(os, "open", open_file)
     result = load_corpus([tmp_path])
     assert [a.doc_id for a in result.articles] == ["ok.txt"]
     assert result.skipped == [
@@ -331,10 +332,9 @@ def test_duplicates_and_doc_id_clashes_across_roots(tmp_path: Path) -> None:
     (two / "copy.txt").write_text("same story\n\nThe same\nbody.\n", encoding="utf-8")
     (two / "a.txt").write_text("Other story\n\nDifferent.\n", encoding="utf-8")
     result = load_corpus([one, two])
-    assert [a.doc_id for a in result.articles] == ["a.txt"]
-    assert result.skipped == [
-        Skipped(str(two / "a.txt"), f"doc_id a.txt already loaded from {one / 'a.txt'}")
-    ]
+    # The same path in a later root is qualified by the root's name, not dropped.
+    assert [a.doc_id for a in result.articles] == ["a.txt", "two/a.txt"]
+    assert result.skipped == []
     assert result.duplicates == [Skipped(str(two / "copy.txt"), "duplicate of a.txt")]
 
 
