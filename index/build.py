@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from corpus.article import Skipped
-from corpus.loaders import load_corpus
+from corpus.loaders import LoadOptions, load_corpus
 from index.ann import VectorStore
 from index.ann.policy import DEFAULT_ANN_FROM
 from index.ann.policy import choose_store as _choose_store
@@ -153,6 +153,7 @@ def reindex(
     batch_size: int = 32,
     progress: Progress | None = None,
     ann_from: int = ANN_FROM,
+    corpus_options: LoadOptions | None = None,
 ) -> ReindexReport:
     """Bring the index at ``index_dir`` in line with the corpus folders.
 
@@ -163,7 +164,14 @@ def reindex(
     with reindex_lock(index_dir):
         clean_temporaries(index_dir)  # what a killed run left can fill the disk
         return _reindex_locked(
-            corpus_dirs, index_dir, embedder, vector_store, batch_size, progress, ann_from
+            corpus_dirs,
+            index_dir,
+            embedder,
+            vector_store,
+            batch_size,
+            progress,
+            ann_from,
+            corpus_options=corpus_options,
         )
 
 
@@ -175,9 +183,10 @@ def _reindex_locked(
     batch_size: int,
     progress: Progress | None,
     ann_from: int = ANN_FROM,
+    corpus_options: LoadOptions | None = None,
 ) -> ReindexReport:
     report = ReindexReport()
-    loaded = load_corpus(corpus_dirs)
+    loaded = load_corpus(corpus_dirs, corpus_options)
     report.skipped, report.duplicates = loaded.skipped, loaded.duplicates
     if not loaded.articles:
         raise CorpusError(

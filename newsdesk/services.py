@@ -6,6 +6,7 @@ import logging
 import sys
 from collections.abc import Callable
 
+from corpus.loaders import LoadOptions
 from index.build import ReindexReport, reindex
 from index.embedders import Embedder, load_embedder
 from index.engine import Engine
@@ -42,6 +43,10 @@ def run_reindex(
         settings.corpus_dirs,
         settings.index_path,
         embedder,
+        corpus_options=LoadOptions(
+            max_file_bytes=int(settings.corpus_max_file_mb * 1024 * 1024),
+            follow_links_out=settings.corpus_follow_links_out,
+        ),
         vector_store=settings.vector_store,
         ann_from=settings.ann_from,
         batch_size=settings.embedding_batch_size,

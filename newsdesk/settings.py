@@ -27,6 +27,10 @@ class Settings(BaseSettings):
     data_dir: Path = Path("var")
     index_dir: Path | None = None
     corpus_dirs: Annotated[list[Path], NoDecode] = Field(default_factory=lambda: [SAMPLE_CORPUS])
+    # Largest corpus file read, in MB (a JSON Lines feed counts as one file); larger ones are
+    # skipped and reported. Symbolic links may lead out of a corpus folder only when allowed.
+    corpus_max_file_mb: float = Field(100, gt=0)
+    corpus_follow_links_out: bool = False
     embedding_model: str = "all-MiniLM-L6-v2"
     embedding_batch_size: int = Field(32, ge=1, le=1024)
     embedding_backend: Literal["auto", "torch", "torch-bf16", "onnx", "onnx-int8"] = "auto"

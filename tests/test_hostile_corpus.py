@@ -20,6 +20,8 @@ from corpus.article import Skipped
 from corpus.loaders import MAX_FOLDER_DEPTH, MAX_TITLE_CHARS, LoadOptions, load_corpus
 from index.build import reindex
 from index.store import load_index
+from newsdesk.services import run_reindex
+from newsdesk.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 GOOD = "Good title\n\nA good body about the harbour reopening on Monday.\n"
@@ -228,6 +230,26 @@ def test_files_over_the_size_cap_are_skipped(corpus: Path) -> None:
     for reason in skipped.values():
         assert reason.startswith("larger than the size cap (")
     assert len(load_corpus([corpus]).articles) == 3  # the default cap is far larger
+
+
+def test_settings_reach_the_loader(
+    corpus: Path, tmp_path: Path, fake_embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("Outside story\n\nKept elsewhere.\n", encoding="utf-8")
+    (corpus / "linked.txt").symlink_to(outside)
+    (corpus / "big.txt").write_text("Big\n\n" + "word " * 300_000, encoding="utf-8")
+    monkeypatch.setenv("NEWSDESK_CORPUS_MAX_FILE_MB", "1")
+    monkeypatch.setenv("NEWSDESK_CORPUS_FOLLOW_LINKS_OUT", "true")
+    settings = Settings(_env_file=None, data_dir=tmp_path / "var", corpus_dirs=[corpus])
+    assert (settings.corpus_max_file_mb, settings.corpus_follow_links_out) == (1, True)
+    report = run_reindex(settings, fake_embedder)
+    assert sorted(report.added) == ["good.txt", "linked.txt"]
+    assert [s.reason.split(" (")[0] for s in report.skipped] == ["larger than the size cap"]
+    monkeypatch.delenv("NEWSDESK_CORPUS_MAX_FILE_MB")
+    monkeypatch.delenv("NEWSDESK_CORPUS_FOLLOW_LINKS_OUT")
+    defaults = Settings(_env_file=None)
+    assert (defaults.corpus_max_file_mb, defaults.corpus_follow_links_out) == (100, False)
 
 
 # --------------------------------------------------------------------------- 3. links out
