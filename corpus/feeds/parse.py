@@ -203,8 +203,12 @@ def _from_feedparser(parsed: Any) -> list[FeedItem]:
                 key=key,
                 link=link,
                 title=title,
-                published=_iso(entry.get("published_parsed")),
-                updated=_iso(entry.get("updated_parsed")),
+                # dict.get: FeedParserDict maps a missing "updated" to "published" (with a
+                # DeprecationWarning); RSS 1.0's dc:date only ever lands in "updated".
+                published=_iso(
+                    dict.get(entry, "published_parsed") or dict.get(entry, "updated_parsed")
+                ),
+                updated=_iso(dict.get(entry, "updated_parsed")),
                 author=_text(entry.get("author")),
                 content=content,
             )
