@@ -260,8 +260,12 @@ def _walk_folder(folder: Path, depth: int, walk: _Walk) -> Iterator[Path | Skipp
         if name.startswith("."):
             continue
         path = folder / name
-        is_link = entry.is_symlink()
-        is_dir = entry.is_dir()  # follows a link
+        try:
+            is_link = entry.is_symlink()
+            is_dir = entry.is_dir()  # follows a link
+        except OSError as exc:
+            yield Skipped(display_path(path), f"cannot read: {_os_reason(exc)}")
+            continue
         if not is_dir and Path(name).suffix.lower() not in ARTICLE_SUFFIXES:
             continue
         what = "folder" if is_dir else "file"
