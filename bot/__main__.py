@@ -14,9 +14,9 @@ from urllib.parse import urlparse
 
 from pydantic import ValidationError
 from telegram import Update
-from telegram.error import InvalidToken, NetworkError
+from telegram.error import InvalidToken, NetworkError, TelegramError
 
-from bot.logs import setup_logging
+from bot.logs import describe_api_error, not_json, redact, setup_logging
 from bot.plugins import PluginError, load_plugin
 from index.errors import NewsdeskError
 from newsdesk.settings import BotSettings
@@ -68,6 +68,28 @@ def fail(message: str, code: int) -> int:
     return code
 
 
+def api_problem(exc: TelegramError, base_url: str, secrets: Sequence[str]) -> tuple[str, int]:
+    """What to say (one line, no secret, not the page a proxy answered with) when talking
+    to the Bot API failed at start-up, and the exit code."""
+    if not_json(exc):  # whatever the HTTP status (PTB makes a 404 page an InvalidToken)
+        return (
+            f"The Bot API at {base_url} answered with something that is not JSON: is "
+            "NEWSDESK_TELEGRAM_BASE_URL right, or is a proxy or a login page in the way?",
+            EXIT_RUNTIME,
+        )
+    if isinstance(exc, InvalidToken):  # its message holds the token: never print it
+        return (
+            f"Telegram rejected NEWSDESK_TELEGRAM_TOKEN (at {base_url}). "
+            "Check it with @BotFather (/token).",
+            EXIT_CONFIG,
+        )
+    what = "Cannot reach" if isinstance(exc, NetworkError) else "Cannot use"
+    return (
+        f"{what} the Bot API at {base_url}: {redact(describe_api_error(exc), secrets)}",
+        EXIT_RUNTIME,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     del argv  # no options: everything is in the settings
     try:
@@ -108,18 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             app.run_webhook(**webhook_options(settings, webhook_secret))
         else:
             app.run_polling(allowed_updates=Update.ALL_TYPES)
-    except InvalidToken:  # its message holds the token: never print it
-        return fail(
-            f"Telegram rejected NEWSDESK_TELEGRAM_TOKEN (at {settings.telegram_base_url}). "
-            "Check it with @BotFather (/token).",
-            EXIT_CONFIG,
-        )
-    except NetworkError as exc:
-        return fail(
-            f"Cannot reach the Bot API at {settings.telegram_base_url}: "
-            f"{str(exc).replace(token, '[redacted]')}",
-            EXIT_RUNTIME,
-        )
+    except TelegramError as exc:
+        return fail(*api_problem(exc, settings.telegram_base_url, [token, webhook_secret]))
     except NewsdeskError as exc:
         return fail(str(exc), EXIT_RUNTIME)
     return 0

@@ -223,6 +223,7 @@ async def running(
                 poll_interval=poll_interval,
                 timeout=int(poll_timeout),
                 allowed_updates=Update.ALL_TYPES,
+                error_callback=lambda exc: app.create_task(app.process_error(None, exc)),
             )
         await app.start()
         try:

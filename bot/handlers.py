@@ -23,10 +23,11 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatAction, ChatType, ParseMode
-from telegram.error import TelegramError
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, ContextTypes
 
 from bot import format as fmt
+from bot.logs import describe_api_error
 from bot.services import BotServices
 from index.engine import clean_question
 from index.errors import BadQuestionError, IndexBusyError, NewsdeskError
@@ -380,9 +381,17 @@ async def cmd_reindex(update: Update, context: Context) -> None:
 
 
 async def on_error(update: object, context: Context) -> None:
-    """Log with the traceback (the token is redacted by bot.logs) and apologise briefly."""
-    update_id = update.update_id if isinstance(update, Update) else None
-    log.error("Error while handling update %s", update_id, exc_info=context.error)
+    """The one error handler (handlers, and polling the Bot API): our own errors and the Bot
+    API's in one line, anything else with its traceback (the token is redacted by
+    bot.logs); then a brief apology to the user, if there is one."""
+    error = context.error
+    where = f"update {update.update_id}" if isinstance(update, Update) else "polling"
+    if isinstance(error, NewsdeskError):
+        log.error("Error while handling %s: %s", where, error)
+    elif isinstance(error, TelegramError) and not isinstance(error, BadRequest):
+        log.warning("Bot API error while handling %s: %s", where, describe_api_error(error))
+    else:  # a bug of ours (a BadRequest too: a message Telegram would not take)
+        log.error("Error while handling %s", where, exc_info=error)
     if not isinstance(update, Update):
         return
     with contextlib.suppress(TelegramError):
