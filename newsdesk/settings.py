@@ -1,14 +1,65 @@
-"""Settings, from the environment and ``.env`` (prefix ``NEWSDESK_``), built once in main()."""
+"""Settings, from the environment and ``.env`` (prefix ``NEWSDESK_``), built once in main().
+
+Where things live does not depend on the current directory. One folder, the *home*, is
+resolved once: ``NEWSDESK_HOME`` when set, else the project root when Newsdesk runs from a
+checkout (the folder holding ``pyproject.toml``), else ``$XDG_DATA_HOME/newsdesk``
+(``~/.local/share/newsdesk``). From it:
+
+* ``.env`` is read from the home (not from the current directory);
+* the data dir defaults to ``<home>/var``;
+* a relative path in a setting (environment or ``.env``) is relative to the home.
+
+Paths given as command-line options (``--index``, ``--corpus``) are relative to the
+current directory, as with any command; the CLI makes them absolute before they get here.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-SAMPLE_CORPUS = Path(__file__).resolve().parent.parent / "corpus" / "sample"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_CORPUS = PROJECT_ROOT / "corpus" / "sample"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def home() -> Path:
+    """The folder ``.env``, the default data dir and relative setting paths are taken from."""
+    explicit = os.environ.get("NEWSDESK_HOME", "").strip()
+    if explicit:
+        return Path(explicit).expanduser().absolute()
+    if (PROJECT_ROOT / "pyproject.toml").is_file():  # a checkout (editable install)
+        return PROJECT_ROOT
+    data_home = os.environ.get("XDG_DATA_HOME", "").strip()
+    return (Path(data_home) if data_home else Path.home() / ".local" / "share") / "newsdesk"
+
+
+def _from_home(path: Path) -> Path:
+    path = path.expanduser()
+    return path if path.is_absolute() else home() / path
+
+
+def settings_problems(exc: ValidationError, missing: Mapping[str, str] | None = None) -> list[str]:
+    """One "NEWSDESK_NAME: what is wrong" per invalid setting, for the CLI and the bot.
+
+    ``missing`` words a required field that is not set (field name -> message)."""
+    lines = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else "settings"
+        if error["type"] == "missing" and missing and field in missing:
+            lines.append(missing[field])
+            continue
+        name = f"NEWSDESK_{field.upper()}"
+        index = error["loc"][1] if len(error["loc"]) > 1 else None
+        item = f" (item {index + 1})" if isinstance(index, int) else ""
+        message = str(error["msg"]).removeprefix("Value error, ")
+        lines.append(f"{name}{item}: {message}")
+    return lines
 
 
 def _split_list(value: object) -> object:
@@ -21,10 +72,10 @@ class Settings(BaseSettings):
     """The engine's settings: enough to index and answer from the shell."""
 
     model_config = SettingsConfigDict(
-        env_prefix="NEWSDESK_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="NEWSDESK_", env_file_encoding="utf-8", extra="ignore"
     )
 
-    data_dir: Path = Path("var")
+    data_dir: Path = Path("var")  # relative to home(), like every relative path here
     index_dir: Path | None = None
     corpus_dirs: Annotated[list[Path], NoDecode] = Field(default_factory=lambda: [SAMPLE_CORPUS])
     # Largest corpus file read, in MB (a JSON Lines feed counts as one file); larger ones are
@@ -42,10 +93,34 @@ class Settings(BaseSettings):
     max_question_chars: int = Field(500, ge=20, le=4000)
     log_level: str = "WARNING"
 
+    def __init__(self, **values: Any) -> None:
+        # .env comes from home(), resolved when the settings are built, not at import
+        values.setdefault("_env_file", home() / ".env")
+        super().__init__(**values)
+
     @field_validator("corpus_dirs", mode="before")
     @classmethod
     def _corpus_list(cls, value: object) -> object:
         return _split_list(value)
+
+    @field_validator("data_dir", "index_dir", mode="after")
+    @classmethod
+    def _path_from_home(cls, value: Path | None) -> Path | None:
+        return None if value is None else _from_home(value)
+
+    @field_validator("corpus_dirs", mode="after")
+    @classmethod
+    def _paths_from_home(cls, value: list[Path]) -> list[Path]:
+        return [_from_home(path) for path in value]
+
+    @field_validator("log_level", mode="after")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        level = "WARNING" if level == "WARN" else level
+        if level not in LOG_LEVELS:
+            raise ValueError(f"should be one of {', '.join(LOG_LEVELS)}, not {value!r}")
+        return level
 
     @model_validator(mode="after")
     def _default_index_dir(self) -> Settings:
@@ -57,6 +132,11 @@ class Settings(BaseSettings):
     def index_path(self) -> Path:
         assert self.index_dir is not None
         return self.index_dir
+
+    @property
+    def index_is_default(self) -> bool:
+        """True when the index is the data dir's own (the only one built without asking)."""
+        return self.index_path == self.data_dir / "index"
 
 
 class BotSettings(Settings):
