@@ -1,4 +1,10 @@
-"""The ``newsdesk`` command: ask, reindex, eval, bot. Errors become messages here, at the edge."""
+"""The ``newsdesk`` command: ask, reindex, eval, bot. Errors become messages here, at the edge.
+
+Every error ends the command with one line on stderr and the documented exit code (0 ok,
+1 an error, 2 a bad question, bad usage or an invalid setting, 3 another re-index is
+running), never a traceback: ``NEWSDESK_LOG_LEVEL=DEBUG`` logs the traceback of an
+unexpected one.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +12,18 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from index.errors import BadQuestionError, IndexBusyError, NewsdeskError
+from pydantic import ValidationError
+
+from index.errors import BadQuestionError, IndexBusyError, IndexMissingError, NewsdeskError
 from index.types import Answer, Hit
-from newsdesk.settings import Settings
+from newsdesk import __version__
+from newsdesk.settings import Settings, home, settings_problems
 
 log = logging.getLogger("newsdesk")
 
@@ -22,11 +32,19 @@ EXIT_USAGE = 2
 EXIT_BUSY = 3
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error in one line (exit 2) instead of the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="newsdesk",
         description="Answer questions about a news archive with verbatim quotes and sources.",
     )
+    parser.add_argument("--version", action="version", version=f"newsdesk {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -57,21 +75,24 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     try:
         if args.command == "bot":
-            from bot.__main__ import main as bot_main
-
-            return bot_main()
+            return run_bot(verbose=args.verbose)
         overrides: dict[str, Any] = {}
+        # options are relative to the current directory; settings are relative to home()
         if getattr(args, "index", None):
-            overrides["index_dir"] = args.index
+            overrides["index_dir"] = args.index.expanduser().absolute()
         if getattr(args, "corpus", None):
-            overrides["corpus_dirs"] = args.corpus
+            overrides["corpus_dirs"] = [d.expanduser().absolute() for d in args.corpus]
         settings = Settings(**overrides)
+        setup_logging(settings.log_level, verbose=args.verbose)
+        log.info(
+            "newsdesk %s: home %s, data dir %s, index %s",
+            __version__,
+            home(),
+            settings.data_dir,
+            settings.index_path,
+        )
         if args.command == "ask":
             return cmd_ask(settings, args)
         if args.command == "reindex":
@@ -79,21 +100,86 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "eval":
             return cmd_eval(settings, args.file, args.details)
     except IndexBusyError as exc:
-        print(f"newsdesk: {exc}", file=sys.stderr)
-        return EXIT_BUSY
+        return fail(str(exc), EXIT_BUSY)
     except BadQuestionError as exc:
-        print(f"newsdesk: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(str(exc), EXIT_USAGE)
     except NewsdeskError as exc:
-        print(f"newsdesk: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return fail(str(exc), EXIT_ERROR)
+    except ValidationError as exc:  # an invalid setting, worded as the bot words it
+        return fail("; ".join(settings_problems(exc)), EXIT_USAGE)
     except KeyboardInterrupt:
-        print("newsdesk: interrupted", file=sys.stderr)
-        return 130
+        return fail("interrupted", 130)
     except BrokenPipeError:  # the reader went away (`newsdesk ask ... | head`): not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except OSError as exc:  # a path that can't be read or written: name it, in one line
+        return fail(os_problem(exc), EXIT_ERROR)
+    except Exception as exc:  # a bug: one line here, the traceback at NEWSDESK_LOG_LEVEL=DEBUG
+        return fail(unexpected(exc), EXIT_ERROR)
     return EXIT_USAGE
+
+
+def fail(message: str, code: int) -> int:
+    print(f"newsdesk: {message}", file=sys.stderr)
+    return code
+
+
+def os_problem(exc: OSError) -> str:
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"{where}{exc.strerror or exc}"
+
+
+def unexpected(exc: BaseException) -> str:
+    log.debug("unexpected error", exc_info=exc)
+    text = " ".join(str(exc).split())
+    return (
+        f"unexpected error: {type(exc).__name__}{': ' + text if text else ''} "
+        "(NEWSDESK_LOG_LEVEL=DEBUG logs where it happened)"
+    )
+
+
+def setup_logging(level: str, *, verbose: bool = False) -> None:
+    """Log at ``level`` (NEWSDESK_LOG_LEVEL); ``-v`` lowers it to at least INFO."""
+    numeric = logging.getLevelName(level) if isinstance(level, str) else level
+    numeric = numeric if isinstance(numeric, int) else logging.WARNING
+    if verbose:
+        numeric = min(numeric, logging.INFO)
+    logging.basicConfig(level=numeric, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(numeric)
+
+
+# ---- bot -------------------------------------------------------------------------------
+
+
+def run_bot(*, verbose: bool = False) -> int:
+    """``newsdesk bot``: bot/__main__ checks the settings and runs it; the CLI sets up
+    logging first (NEWSDESK_LOG_LEVEL, -v) and turns anything it doesn't word into a line."""
+    from newsdesk.settings import BotSettings
+
+    secrets: list[str] = []
+    try:
+        settings = BotSettings()  # type: ignore[call-arg]  # the token comes from the env
+    except ValidationError:  # the bot words it
+        level = "WARNING"
+    else:
+        level = settings.log_level
+        secrets.append(settings.telegram_token.get_secret_value().strip())
+    # before bot.logs adds its filters (which drop the tracebacks of errors that end
+    # start-up: main() reports those in one line) to the handlers configured here
+    setup_logging(level, verbose=verbose)
+
+    from bot.__main__ import main as bot_main
+
+    try:
+        return bot_main()
+    except (KeyboardInterrupt, BrokenPipeError):
+        raise
+    except Exception as exc:  # one the bot does not word: one line, without the token
+        message = unexpected(exc)
+        for secret in (s for s in secrets if len(s) >= 4):  # in whatever letter case
+            message = re.sub(re.escape(secret), "[redacted]", message, flags=re.IGNORECASE)
+        print(f"newsdesk bot: {message}", file=sys.stderr)
+        return EXIT_ERROR
 
 
 # ---- ask -------------------------------------------------------------------------------
@@ -163,28 +249,41 @@ def format_answer(answer: Answer) -> str:
     return "\n".join(lines)
 
 
-def _stdin_questions() -> list[tuple[int, str | None, str | None]]:
-    """(line number, question, error) for every non-blank stdin line."""
-    rows = []
-    for lineno, raw in enumerate(sys.stdin.buffer.read().splitlines(), 1):
+def _stdin_questions() -> Iterator[tuple[int, str | None, str | None]]:
+    """(line number, question, error) for each non-blank stdin line, as soon as it arrives."""
+    for lineno, raw in enumerate(sys.stdin.buffer, 1):  # readline: no waiting for the end
         try:
-            text = raw.decode("utf-8")
+            text = raw.rstrip(b"\r\n").decode("utf-8")
         except UnicodeDecodeError:
-            rows.append((lineno, None, f"line {lineno} is not valid UTF-8 text"))
+            yield lineno, None, f"line {lineno} is not valid UTF-8 text"
             continue
         if text.strip():
-            rows.append((lineno, text, None))
-    return rows
+            yield lineno, text, None
+
+
+def _open_for_questions(settings: Settings):  # -> Engine (imported lazily: cold start)
+    """The engine; only the default index ($NEWSDESK_DATA_DIR/index) is built on first use,
+    so a mistyped --index is an error, not a new index of the sample corpus."""
+    from index.store import current_version_path
+    from newsdesk.services import check_index_path, open_engine
+
+    check_index_path(settings)
+    if not settings.index_is_default and current_version_path(settings.index_path) is None:
+        raise IndexMissingError(
+            f"No index at {settings.index_path} (only the default index, "
+            f"{settings.data_dir / 'index'}, is built on first use). Build it with: "
+            f"newsdesk reindex --index {settings.index_path} --corpus DIR"
+        )
+    return open_engine(settings, build_if_missing=settings.index_is_default)
 
 
 def cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
     from index.engine import clean_question
-    from newsdesk.services import open_engine
 
     k = max(1, min(args.k, 50))
     if args.question:
         question = clean_question(" ".join(args.question), settings.max_question_chars)
-        engine = open_engine(settings, build_if_missing=True)
+        engine = _open_for_questions(settings)
         answer = engine.ask(question, k=k)
         print(
             json.dumps(answer_json(answer), ensure_ascii=False)
@@ -192,24 +291,28 @@ def cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
             else format_answer(answer)
         )
         return 0
-    rows = _stdin_questions()
-    if not rows:
-        raise BadQuestionError(
-            "No question given: pass one as an argument or one per line on stdin."
-        )
-    engine = open_engine(settings, build_if_missing=True)
-    failures = 0
-    for _lineno, question, error in rows:
+    if sys.stdin.isatty():
+        print("One question per line; Ctrl+D ends.", file=sys.stderr)
+    engine = None  # opened at the first question: an empty stdin loads nothing
+    rows = failures = 0
+    for _lineno, question, error in _stdin_questions():
+        rows += 1
         try:
             if error:
                 raise BadQuestionError(error)
             assert question is not None
+            if engine is None:
+                engine = _open_for_questions(settings)
             out: dict[str, Any] = answer_json(engine.ask(question, k=k))
         except BadQuestionError as exc:
             failures += 1
             out = {"question": question, "answered": False, "error": str(exc)}
         print(json.dumps(out, ensure_ascii=False), flush=True)
-    return 0 if failures < len(rows) else EXIT_USAGE
+    if not rows:
+        raise BadQuestionError(
+            "No question given: pass one as an argument or one per line on stdin."
+        )
+    return 0 if failures < rows else EXIT_USAGE
 
 
 # ---- reindex ---------------------------------------------------------------------------
@@ -244,11 +347,29 @@ def cmd_reindex(settings: Settings, *, quiet: bool = False) -> int:
 # ---- eval ------------------------------------------------------------------------------
 
 
+def _eval_questions(file: Path):  # -> list[EvalQuestion]
+    """The question file, or a one-line error naming it (missing, a folder, not text)."""
+    from index.evaluation import read_questions
+
+    if not file.exists():
+        raise NewsdeskError(f"No question file at {file}.")
+    if not file.is_file():
+        raise NewsdeskError(f"{file} is not a file: give a JSONL file with q, answer, doc.")
+    try:
+        return read_questions(file)
+    except UnicodeDecodeError as exc:
+        raise NewsdeskError(
+            f"{file} is not UTF-8 text (byte {exc.start}): give a JSONL file with q, answer, doc."
+        ) from exc
+
+
 def cmd_eval(settings: Settings, file: Path, details: Path | None) -> int:
-    from index.evaluation import evaluate, format_table, read_questions
+    from index.evaluation import evaluate, format_table
     from newsdesk.services import open_engine
 
-    questions = read_questions(file)
+    questions = _eval_questions(file)
+    if details and details.is_dir():
+        raise NewsdeskError(f"--details {details} is a directory: give a file name.")
     engine = open_engine(settings)
     results = evaluate(engine, questions)
     print(

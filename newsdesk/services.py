@@ -10,6 +10,7 @@ from corpus.loaders import LoadOptions
 from index.build import ReindexReport, reindex
 from index.embedders import Embedder, load_embedder
 from index.engine import Engine
+from index.errors import NewsdeskError
 from index.store import current_version_path, load_index
 from newsdesk.settings import Settings
 
@@ -33,12 +34,27 @@ def make_embedder(settings: Settings, *, lazy: bool = True, purpose: str = "quer
     )
 
 
+def check_index_path(settings: Settings) -> None:
+    """Refuse an index path that is a file (or lies under one) before anything reads it."""
+    path = settings.index_path
+    for part in (path, *path.parents):
+        if part.exists() or part.is_symlink():
+            if not part.is_dir():
+                where = "is" if part == path else f"lies under {part}, which is"
+                raise NewsdeskError(
+                    f"The index path {path} {where} not a directory: "
+                    "give --index (or NEWSDESK_INDEX_DIR) a directory."
+                )
+            return
+
+
 def run_reindex(
     settings: Settings,
     embedder: Embedder,
     *,
     progress: Callable[[int, int], None] | None = None,
 ) -> ReindexReport:
+    check_index_path(settings)
     return reindex(
         settings.corpus_dirs,
         settings.index_path,
@@ -58,6 +74,7 @@ def open_engine(
     settings: Settings, embedder: Embedder | None = None, *, build_if_missing: bool = False
 ) -> Engine:
     """Load the current index for querying; optionally build it first when there is none."""
+    check_index_path(settings)
     embedder = embedder or make_embedder(settings)
     if build_if_missing and current_version_path(settings.index_path) is None:
         print(

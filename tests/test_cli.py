@@ -15,8 +15,8 @@ from tests.conftest import run_cli
 def env(small_corpus: Path, tmp_path: Path) -> dict[str, str]:
     return {
         "NEWSDESK_EMBEDDING_MODEL": "hashing",
-        "NEWSDESK_DATA_DIR": str(tmp_path / "data"),
-        "NEWSDESK_INDEX_DIR": str(tmp_path / "idx"),
+        "NEWSDESK_HOME": str(tmp_path),  # no .env from the checkout
+        "NEWSDESK_DATA_DIR": str(tmp_path / "data"),  # the default index: data/index
         "NEWSDESK_CORPUS_DIRS": str(small_corpus),
     }
 
@@ -88,16 +88,16 @@ def test_reindex_prints_a_summary_and_reports_skipped_files(env, small_corpus: P
 
 def test_reindex_of_an_empty_folder_fails_and_keeps_the_index(env, tmp_path: Path):
     assert run_cli("reindex", "--quiet", env=env).returncode == 0
-    before = current_version_path(tmp_path / "idx")
+    before = current_version_path(tmp_path / "data" / "index")
     (tmp_path / "empty").mkdir()
     result = run_cli("reindex", "--quiet", "--corpus", str(tmp_path / "empty"), env=env)
     assert result.returncode == 1 and "No articles found" in result.stderr.decode()
-    assert current_version_path(tmp_path / "idx") == before
+    assert current_version_path(tmp_path / "data" / "index") == before
 
 
 def test_corrupt_index_is_named_with_how_to_rebuild(env, tmp_path: Path):
     assert run_cli("reindex", "--quiet", env=env).returncode == 0
-    version = current_version_path(tmp_path / "idx")
+    version = current_version_path(tmp_path / "data" / "index")
     assert version is not None
     (version / "dense.faiss").write_bytes(b"garbage")
     result = run_cli("ask", "when does the base lease end?", env=env)
