@@ -25,6 +25,7 @@ EXIT_RUNTIME = 1
 EXIT_CONFIG = 2
 
 _TOKEN = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{1,128}$")
+_TOKEN_INSIDE = re.compile(r"\d{5,20}:[A-Za-z0-9_-]{20,128}")  # a real-looking one in text
 _PLACEHOLDER = re.compile(r"your|token|replace|change.?me|placeholder|example|secret", re.I)
 _DOC_EXAMPLES = {  # tokens printed in Telegram's documentation
     "123456789:ABCdefGhIJKlmnOPQRstuVWXyz",
@@ -36,17 +37,25 @@ HOW_TO = "Create a bot with @BotFather and put its token in .env (see docs/bot.m
 
 
 def token_problem(token: str) -> str | None:
-    """Why ``token`` cannot be a bot token from @BotFather, or None when it may be one."""
+    """Why ``token`` cannot be a bot token from @BotFather, or None when it may be one.
+    Never quotes the value: it may hold a real token."""
     token = token.strip()
     if not token:
         return f"NEWSDESK_TELEGRAM_TOKEN is empty. {HOW_TO}"
+    if not _TOKEN.match(token) and _TOKEN_INSIDE.search(token):
+        return (
+            "NEWSDESK_TELEGRAM_TOKEN is malformed: it holds a token and more (pasted with "
+            "other text, such as the variable's name or BotFather's sentence?). Keep only "
+            "the token, e.g. 123456789:AAH..."
+        )
     tail = token.partition(":")[2]
-    if token in _DOC_EXAMPLES or _PLACEHOLDER.search(token) or (tail and len(set(tail)) == 1):
+    repeated = len(tail) > 1 and len(set(tail)) == 1  # 123456789:XXXXXXXX
+    if token in _DOC_EXAMPLES or _PLACEHOLDER.search(token) or repeated:
         return f"NEWSDESK_TELEGRAM_TOKEN is still a placeholder. {HOW_TO}"
     if not _TOKEN.match(token):
         return (
-            "NEWSDESK_TELEGRAM_TOKEN does not look like a bot token (digits, a colon, then "
-            f"letters, digits, '_' or '-', e.g. 123456789:AAH...). {HOW_TO}"
+            "NEWSDESK_TELEGRAM_TOKEN is malformed: it does not look like a bot token (digits, "
+            f"a colon, then letters, digits, '_' or '-', e.g. 123456789:AAH...). {HOW_TO}"
         )
     return None
 

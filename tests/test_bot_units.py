@@ -277,3 +277,16 @@ def test_question_store_from_before_chat_keys_is_migrated_and_its_keys_expire(
     key = store.put("who scored?", chat_id=7)
     assert store.get(key, chat_id=7) is not None
     store.close()
+
+
+def test_a_malformed_token_is_called_malformed_never_a_placeholder() -> None:
+    real = "123456789:AAE3xyZ-abc_DEF0123456789abcdefghij"
+    for pasted in (
+        f"NEWSDESK_TELEGRAM_TOKEN={real}",  # the .env line pasted into the value
+        f"Use this token to access the HTTP API: {real}",  # BotFather's sentence
+        "x:y",
+        "12345",
+    ):
+        problem = token_problem(pasted) or ""
+        assert "malformed" in problem and "placeholder" not in problem, pasted
+        assert real not in problem
