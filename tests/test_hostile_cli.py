@@ -154,11 +154,6 @@ def test_an_unreachable_bot_api_is_one_line(env):
     assert TOKEN not in err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs bot/__main__.py token_problem to tell malformed from placeholder "
-    "(owned by the bot side; remove this marker when it does)",
-)
 @pytest.mark.parametrize(
     "token",
     [
