@@ -173,6 +173,9 @@ class AlertService:
             self._again = False
             try:
                 await self.run_round()
+            except NewsdeskError as exc:  # e.g. a damaged alerts.sqlite3: the message says
+                log.error("Alert round failed; the next round retries: %s", exc)
+                self._retry_due = True
             except Exception:  # a round must never take the bot down
                 log.exception("Alert round failed; the next round retries")
                 self._retry_due = True

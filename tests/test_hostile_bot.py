@@ -201,15 +201,15 @@ async def test_alerts_held_by_a_sender_that_died_go_out_once_its_lease_ends(
     data = tmp_path / "data"
     store = queue_alerts(data, 1)
     async with BotApiServer(TOKEN) as server:
-        dying = await start_sender(data, server.base_url, tmp_path / "go", "die", "1.5")
+        dying = await start_sender(data, server.base_url, tmp_path / "go", "die", "3")
         await dying.communicate()
         assert dying.returncode == 9  # died inside send_message, holding the alerts
         async with Bot(TOKEN, base_url=server.base_url) as bot:
             app = SimpleNamespace(bot=bot, running=True)
-            other = AlertService(app, None, store, None, retry_interval=1, lease=1.5)  # type: ignore[arg-type]
+            other = AlertService(app, None, store, None, retry_interval=1, lease=3)  # type: ignore[arg-type]
             report = await other.deliver()
             assert report.messages == 0 and alert_messages(server) == {}  # still held
-            await asyncio.sleep(1.6)
+            await asyncio.sleep(3.1)
             report = await other.deliver()
             assert report.messages == 1
             assert (await other.deliver()).messages == 0
