@@ -19,6 +19,7 @@ from telegram.error import InvalidToken, NetworkError, TelegramError
 from bot.logs import describe_api_error, not_json, redact, setup_logging
 from bot.plugins import PluginError, load_plugin
 from index.errors import NewsdeskError
+from newsdesk.messages import error_message
 from newsdesk.settings import BotSettings
 
 EXIT_RUNTIME = 1
@@ -142,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TelegramError as exc:
         return fail(*api_problem(exc, settings.telegram_base_url, [token, webhook_secret]))
     except NewsdeskError as exc:
-        return fail(str(exc), EXIT_RUNTIME)
+        return fail(error_message(exc), EXIT_RUNTIME)
     return 0
 
 

@@ -119,7 +119,7 @@ from pathlib import Path
 
 from corpus.article import Article, LoadResult, Skipped
 from corpus.boilerplate import clean_paragraphs
-from index.errors import CorpusError
+from corpus.errors import CorpusError
 
 __all__ = [
     "ARTICLE_SUFFIXES",

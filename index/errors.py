@@ -1,25 +1,52 @@
-"""Domain errors. The CLI and the bot turn these into messages at the edge."""
+"""Domain errors of the engine. The CLI and the bot turn these into messages at the edge.
+
+The engine says what went wrong and carries the data an edge needs to say what to do
+(:attr:`IndexDirError.index_dir`); it never spells a command of the CLI or the bot: that
+wording lives with them (``newsdesk/messages.py``).
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 
-class NewsdeskError(Exception):
-    """Base class: every error here carries a message fit to show a person."""
+from corpus.errors import CorpusError, NewsdeskError
+
+__all__ = [
+    "BadQuestionError",
+    "CorpusError",
+    "IndexBusyError",
+    "IndexCorruptError",
+    "IndexDirError",
+    "IndexMismatchError",
+    "IndexMissingError",
+    "IndexWriteError",
+    "ModelError",
+    "NewsdeskError",
+]
 
 
 class BadQuestionError(NewsdeskError):
     """The question is empty, too long or otherwise not usable."""
 
 
-class IndexMissingError(NewsdeskError):
+class IndexDirError(NewsdeskError):
+    """The index directory ``index_dir`` holds no usable index: a re-index of it repairs
+    that. ``index_dir`` is None when the raiser did not say which directory."""
+
+    def __init__(self, message: str, *, index_dir: Path | None = None) -> None:
+        super().__init__(message)
+        self.index_dir = index_dir
+
+
+class IndexMissingError(IndexDirError):
     """No index has been built at the configured location."""
 
 
-class IndexCorruptError(NewsdeskError):
+class IndexCorruptError(IndexDirError):
     """An index directory exists but is damaged or incomplete."""
 
 
-class IndexMismatchError(NewsdeskError):
+class IndexMismatchError(IndexDirError):
     """The index was built with another model or format than the one configured."""
 
 
@@ -37,8 +64,7 @@ class ModelError(NewsdeskError):
     """The embedding model cannot be found, verified or loaded."""
 
 
-class CorpusError(NewsdeskError):
-    """A corpus folder is missing or holds nothing loadable."""
-
-
+# Transitional, and the one place left where the engine spells the CLI's syntax: only
+# index/store.py appends it to its messages. Once store.py raises ``IndexDirError``s with
+# ``index_dir=`` instead (newsdesk/messages.py then words the hint), delete this line.
 REBUILD_HINT = "Rebuild it with: newsdesk reindex --index {index} --corpus DIR"

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from index.errors import BadQuestionError, IndexBusyError, IndexMissingError, NewsdeskError
 from index.types import Answer, Hit
 from newsdesk import __version__
+from newsdesk.messages import error_message
 from newsdesk.settings import Settings, home, settings_problems
 
 log = logging.getLogger("newsdesk")
@@ -104,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BadQuestionError as exc:
         return fail(str(exc), EXIT_USAGE)
     except NewsdeskError as exc:
-        return fail(str(exc), EXIT_ERROR)
+        return fail(error_message(exc), EXIT_ERROR)
     except ValidationError as exc:  # an invalid setting, worded as the bot words it
         return fail("; ".join(settings_problems(exc)), EXIT_USAGE)
     except KeyboardInterrupt:
@@ -271,8 +272,8 @@ def _open_for_questions(settings: Settings):  # -> Engine (imported lazily: cold
     if not settings.index_is_default and current_version_path(settings.index_path) is None:
         raise IndexMissingError(
             f"No index at {settings.index_path} (only the default index, "
-            f"{settings.data_dir / 'index'}, is built on first use). Build it with: "
-            f"newsdesk reindex --index {settings.index_path} --corpus DIR"
+            f"{settings.data_dir / 'index'}, is built on first use).",
+            index_dir=settings.index_path,
         )
     return open_engine(settings, build_if_missing=settings.index_is_default)
 
