@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import time
+from collections.abc import Iterator
 
 import pytest
 
 from corpus.feeds.errors import FetchError, RobotsDisallowedError, TooLargeError
 from corpus.feeds.http import Fetcher, RobotsCache, Validators
-from tests.test_feeds_server import FAST, HTTP_DATE, FeedServer, Route, server  # noqa: F401
+from tests.test_feeds_server import FAST, HTTP_DATE, FeedServer, Route, serve
+
+
+@pytest.fixture
+def server() -> Iterator[FeedServer]:
+    yield from serve()
 
 
 async def _get(settings, url, **kwargs):
@@ -83,7 +90,7 @@ async def test_robots_txt_forbidding_a_path_is_obeyed(server: FeedServer) -> Non
         Route(b"User-agent: *\nDisallow: /private/\n", content_type="text/plain"),
     )
     server.route("/private/page", Route(b"secret"))
-    with pytest.raises(RobotsDisallowedError, match="robots.txt"):
+    with pytest.raises(RobotsDisallowedError, match=r"robots\.txt"):
         await _get(FAST, server.url("/private/page"))
     assert server.hits_for("/private/page") == []
     ok, _ = await _get(FAST, server.route("/public", Route(b"fine")))
@@ -125,4 +132,4 @@ async def test_one_request_per_host_at_a_time_with_a_delay(server: FeedServer) -
         await asyncio.gather(*(fetcher.get(u) for u in urls))
     starts = sorted(h.at for h in server.hits if h.path.startswith("/n"))
     assert server.max_active == 1
-    assert all(b - a >= 0.18 for a, b in zip(starts, starts[1:], strict=False))
+    assert all(b - a >= 0.18 for a, b in itertools.pairwise(starts))

@@ -7,13 +7,16 @@ Every request is recorded with its headers. The real pages of ../shared/web can 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import pytest
 
 from corpus.feeds.settings import FeedSettings
@@ -29,6 +32,23 @@ FAST = FeedSettings(
     backoff=0.05,
     max_retry_after=2.0,
 )
+
+
+class LocalOnly(httpx.AsyncBaseTransport):
+    """An httpx transport that refuses every host but 127.0.0.1: tests never go online."""
+
+    def __init__(self) -> None:
+        self._inner = httpx.AsyncHTTPTransport()
+        self.refused: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.host != "127.0.0.1":
+            self.refused.append(str(request.url))
+            raise httpx.ConnectError("no network in tests", request=request)
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
 
 
 def need_web() -> Path:
@@ -125,10 +145,8 @@ class FeedServer:
                     self.send_header(key, value)
                 self.send_header("Content-Length", str(len(route.body)))
                 self.end_headers()
-                try:
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self.wfile.write(route.body)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
 
         class Quiet(ThreadingHTTPServer):
             def handle_error(self, request: object, client_address: object) -> None:
@@ -188,16 +206,19 @@ def rss(items: list[dict[str, str]], *, title: str = "Local feed") -> bytes:
 RSS_TYPE = "application/rss+xml; charset=utf-8"
 
 
-@pytest.fixture
-def server():
+def serve() -> Iterator[FeedServer]:
+    """Body of the ``server`` fixture each feed test module defines (``yield from serve()``)."""
     with FeedServer() as running:
         running.route("/robots.txt", Route(b"User-agent: *\nAllow: /\n", content_type="text/plain"))
         yield running
 
 
-def test_server_answers_conditional_requests(server: FeedServer) -> None:
-    import httpx
+@pytest.fixture
+def server() -> Iterator[FeedServer]:
+    yield from serve()
 
+
+def test_server_answers_conditional_requests(server: FeedServer) -> None:
     url = server.route("/x", Route(b"hello", etag='"1"'))
     first = httpx.get(url)
     second = httpx.get(url, headers={"If-None-Match": '"1"'})

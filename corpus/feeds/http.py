@@ -205,6 +205,7 @@ class Fetcher:
         self._hosts: dict[str, _Host] = {}
         self._robots_locks: dict[str, asyncio.Lock] = {}
         self._parsers: dict[str, RobotFileParser | None] = {}
+        self._robots_problems: dict[str, str] = {}
 
     async def __aenter__(self) -> Fetcher:
         s = self.settings
@@ -251,8 +252,12 @@ class Fetcher:
 
     async def allowed(self, url: str) -> bool:
         """Whether robots.txt lets our agent fetch ``url`` (always true when not respected)."""
+        return await self.robots_verdict(url) is None
+
+    async def robots_verdict(self, url: str) -> str | None:
+        """``None`` when ``url`` may be fetched, else why not (forbidden, or unreachable)."""
         if not self.settings.respect_robots:
-            return True
+            return None
         host = host_of(url)
         lock = self._robots_locks.setdefault(host, asyncio.Lock())
         async with lock:
@@ -260,8 +265,11 @@ class Fetcher:
                 self._parsers[host] = await self._load_robots(host)
         parser = self._parsers[host]
         if parser is None:
-            return False
-        return parser.can_fetch(self.settings.user_agent, url)
+            problem = self._robots_problems.get(host, "")
+            return f"robots.txt unreachable ({problem}), host skipped for now"
+        if not parser.can_fetch(self.settings.user_agent, url):
+            return "forbidden by robots.txt"
+        return None
 
     async def _load_robots(self, host: str) -> RobotFileParser | None:
         entry = self.robots.entries.get(host)
@@ -293,7 +301,8 @@ class Fetcher:
         except FetchError as exc:
             if exc.status is not None and 400 <= exc.status < 500:
                 return RobotsEntry(fetched_at=time.time(), allow_all=True)
-            return None  # unreachable robots.txt: stay away from the host for now
+            self._robots_problems[host] = exc.reason
+            return None  # unreachable robots.txt: stay away from the host for now (RFC 9309)
         if response.not_modified and old is not None:
             old.fetched_at = time.time()
             return old
@@ -329,8 +338,9 @@ class Fetcher:
         for _ in range(self.settings.max_redirects + 1):
             if urlsplit(current).scheme not in ("http", "https"):
                 raise FetchError(url, f"redirected to a non-HTTP URL {current}")
-            if check_robots and not await self.allowed(current):
-                raise RobotsDisallowedError(current, "forbidden by robots.txt")
+            verdict = await self.robots_verdict(current) if check_robots else None
+            if verdict is not None:
+                raise RobotsDisallowedError(current, verdict)
             # Validators only belong to the URL they were stored for.
             sent = validators if current == url else Validators()
             status, location, response = await self._attempts(current, sent, max_bytes, accept)

@@ -40,7 +40,6 @@ FEED_TYPES = {
     "application/atom+xml": "atom",
     "application/rdf+xml": "rdf",
     "application/feed+json": "json",
-    "application/json": "json",
     "application/x-rss+xml": "rss",
     "text/xml": "xml",
     "application/xml": "xml",
@@ -320,7 +319,8 @@ class _LinkCollector(HTMLParser):
 
 
 def feed_links(html: str, base_url: str) -> list[str]:
-    """Feeds an HTML page announces with ``<link rel="alternate" type=...>``, in page order."""
+    """Feeds an HTML page announces with ``<link rel="alternate" type=...>``: in page order,
+    comment feeds last. Plain ``application/json`` links (WordPress' REST API) are not feeds."""
     collector = _LinkCollector()
     try:
         collector.feed(html[:500_000])
@@ -332,12 +332,25 @@ def feed_links(html: str, base_url: str) -> list[str]:
         url = urljoin(base_url, href)
         if url not in seen:
             seen.append(url)
-    return seen
+    # The site's feed before its comments feed.
+    return sorted(seen, key=lambda url: "comment" in url.lower())
+
+
+_HTML_MARKERS = (b"<!doctype html", b"<html", b"<head", b"<body")
+_XML_ROOTS = (b"<rss", b"<feed", b"<rdf:rdf", b"<urlset", b"<sitemapindex", b"<channel")
+
+
+def _first(haystack: bytes, needles: tuple[bytes, ...]) -> int:
+    found = [i for i in (haystack.find(n) for n in needles) if i >= 0]
+    return min(found) if found else -1
 
 
 def _looks_like_html(head: bytes) -> bool:
-    lowered = head[:2048].lower()
-    return b"<html" in lowered or b"<!doctype html" in lowered or b"<head" in lowered
+    """Whether an HTML marker comes before any feed or sitemap root element."""
+    lowered = head[:65536].lower()
+    html = _first(lowered, _HTML_MARKERS)
+    xml = _first(lowered, _XML_ROOTS)
+    return html >= 0 and (xml < 0 or html < xml)
 
 
 # --------------------------------------------------------------------------- entry point

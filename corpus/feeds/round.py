@@ -37,6 +37,7 @@ from corpus.feeds.errors import (
     FeedsError,
     FetchError,
     RoundBusyError,
+    TooLargeError,
 )
 from corpus.feeds.extract import Extracted, extract_article
 from corpus.feeds.http import Fetcher, RobotsCache, Validators
@@ -458,7 +459,7 @@ class _Round:
             except FetchError as exc:
                 page_reason = f"page {exc.reason}"
                 candidate.transient = exc.status is None or exc.status >= 500 or exc.status == 429
-                if "robots.txt" in exc.reason or "too large" in exc.reason:
+                if isinstance(exc, TooLargeError) or "forbidden by robots.txt" in exc.reason:
                     candidate.transient = False
             except ExtractionError as exc:
                 page_reason = f"page: {exc.reason}"
@@ -490,10 +491,11 @@ class _Round:
             candidate.fallback = True
             candidate.transient = False
             return candidate
-        candidate.reason = (
-            f"{page_reason}; feed text too short ({len(content)} < {s.min_fallback_chars} "
-            "characters)"
-        )
+        if content:
+            fallback = f"feed text too short ({len(content)} < {s.min_fallback_chars} characters)"
+        else:
+            fallback = "no feed text to fall back on"
+        candidate.reason = f"{page_reason}; {fallback}"
         return candidate
 
 
