@@ -122,12 +122,24 @@ def source_line(item: Sourced, *, link: bool = True) -> str:
     return " · ".join([head, *[part for part in rest if part]])
 
 
-def quote_html(quote: str, highlight: str = "", max_chars: int = QUOTE_MAX) -> str:
-    """The quote escaped, the highlight (when it is part of the quote) in bold.
+SHORT_ANSWER_MAX = 120  # a longer "short answer" is left inside the quote only
+
+
+def quote_html(
+    quote: str,
+    highlight: str = "",
+    max_chars: int = QUOTE_MAX,
+    span: tuple[int, int] | None = None,
+) -> str:
+    """The quote escaped, the highlight (at ``span`` when given, else where it first
+    occurs in the quote) in bold.
 
     A quote longer than ``max_chars`` is clipped around the highlight with '…' marks.
     """
-    start = quote.find(highlight) if highlight else -1
+    if span is not None and quote[span[0] : span[1]] == highlight:
+        start = span[0]
+    else:
+        start = quote.find(highlight) if highlight else -1
     if len(quote) > max_chars:
         if start >= 0 and len(highlight) < max_chars - 2:
             room = max_chars - len(highlight) - 2
@@ -190,10 +202,12 @@ def format_answer(answer: Answer, *, sources: int = 3, limit: int = TELEGRAM_LIM
         passage = answer.passage
         src = source_line(passage)
         budget = limit - tg_len(src) - len("<blockquote></blockquote>\n") - 8
-        body = quote_html(answer.quote, answer.highlight, QUOTE_MAX)
+        body = quote_html(answer.quote, answer.highlight, QUOTE_MAX, answer.answer_span)
         if tg_len(body) > budget:  # the quote is made of many '&' or '<': clip it harder
             body = quote_html(answer.quote, "", max(1, budget // 5))
         text = f"<blockquote>{body}</blockquote>\n— {src}"
+        if answer.short_answer and tg_len(answer.short_answer) <= SHORT_ANSWER_MAX:
+            text = f"<b>{esc(answer.short_answer)}</b>\n{text}"
         others = distinct_docs(answer.hits, exclude=passage.doc_id)[:sources]
         block = _list_block("Also in the archive", others, limit, tg_len(text))
     else:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -61,11 +61,7 @@ class Engine:
         threshold: float | None = None,
         max_question_chars: int = MAX_QUESTION_CHARS,
     ) -> Engine:
-        extractor = (
-            AnswerExtractor(embedder)
-            if threshold is None
-            else AnswerExtractor(embedder, threshold=threshold)
-        )
+        extractor = AnswerExtractor(embedder, threshold=threshold)
         return cls(index, embedder, extractor, max_question_chars)
 
     @property
@@ -113,6 +109,7 @@ class Engine:
             self.index.article_text,
             query_vector=query_vector,
             sentence_vectors=self.index.sentences,
+            lexical=self.index.lexical,
         )
 
     @staticmethod
@@ -123,12 +120,4 @@ class Engine:
             if hit.passage.passage_id not in seen:
                 seen.add(hit.passage.passage_id)
                 ranked.append(hit)
-        return Answer(
-            question=answer.question,
-            answered=answer.answered,
-            quote=answer.quote,
-            highlight=answer.highlight,
-            passage=answer.passage,
-            confidence=answer.confidence,
-            hits=ranked[:k],
-        )
+        return replace(answer, hits=ranked[:k])

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from index.answer import AnswerExtractor
 from index.engine import Engine, clean_question
 from index.errors import NewsdeskError
 from index.retriever import MODES, Mode
@@ -43,7 +44,12 @@ def read_questions(path: Path) -> list[EvalQuestion]:
 
 @dataclass(slots=True)
 class ModeScores:
+    """One retrieval mode's figures. Passages are counted in the order the answer reader
+    leaves them (the read passages reranked by their best sentence). ``outcomes`` keeps,
+    per question, (answerable, confidence, quote holds the span) for the threshold curve."""
+
     mode: str
+    threshold: float = 0.0
     answerable: int = 0
     unanswerable: int = 0
     top1: int = 0
@@ -53,45 +59,83 @@ class ModeScores:
     answered: int = 0
     declined: int = 0
     details: list[dict] = field(default_factory=list)
+    outcomes: list[tuple[bool, float, bool]] = field(default_factory=list)
 
     def rate(self, name: str) -> float:
         total = self.unanswerable if name == "declined" else self.answerable
         return getattr(self, name) / total if total else 0.0
 
+    def at(self, threshold: float) -> tuple[float, float, float, float]:
+        """(answerable answered, quote holds the span, unanswerable declined, share of
+        the answers given that are right) if the extractor declined below ``threshold``."""
+        ans = [(c, ok) for a, c, ok in self.outcomes if a]
+        una = [c for a, c, _ in self.outcomes if not a]
+        answered = [ok for c, ok in ans if c >= threshold]
+        wrong_una = sum(c >= threshold for c in una)
+        given = len(answered) + wrong_una
+        return (
+            len(answered) / len(ans) if ans else 0.0,
+            sum(answered) / len(ans) if ans else 0.0,
+            (len(una) - wrong_una) / len(una) if una else 0.0,
+            sum(answered) / given if given else 1.0,
+        )
+
 
 def evaluate(
     engine: Engine, questions: Iterable[EvalQuestion], modes: Iterable[Mode] = MODES
 ) -> list[ModeScores]:
+    """Every mode's figures at the engine's threshold, with the outcomes for other ones."""
     questions = list(questions)
     vectors = engine.embedder.embed([clean_question(q.q) for q in questions])
+    threshold = engine.extractor.threshold
+    # Read at threshold 0 (the quote each question would get) and apply the threshold
+    # here, so one pass gives the whole curve.
+    reader = AnswerExtractor(
+        engine.embedder,
+        model=engine.extractor.model,
+        threshold=0.0,
+        max_passages=engine.extractor.max_passages,
+    )
     results = []
     for mode in modes:
-        scores = ModeScores(mode)
+        scores = ModeScores(mode, threshold)
         for question, vector in zip(questions, vectors, strict=True):
             text = clean_question(question.q)
             hits = engine.retriever.search(text, k=10, mode=mode, query_vector=vector)
-            answer = engine.answer_from(text, hits, vector)
+            answer = reader.extract(
+                text,
+                hits,
+                engine.index.article_text,
+                query_vector=vector,
+                sentence_vectors=engine.index.sentences,
+                lexical=engine.index.lexical,
+            )
+            given = answer.answered and answer.confidence >= threshold
             detail = {
                 "q": question.q,
                 "answer": question.answer,
-                "answered": answer.answered,
+                "answered": given,
                 "confidence": round(answer.confidence, 4),
                 "quote": answer.quote,
+                "highlight": answer.highlight,
             }
             if question.answer is None:
                 scores.unanswerable += 1
-                scores.declined += not answer.answered
+                scores.declined += not given
+                scores.outcomes.append((False, answer.confidence, False))
             else:
                 span = fold(question.answer)
-                found = [span in fold(h.passage.text) for h in hits]
+                ranked = answer.hits or hits
+                found = [span in fold(h.passage.text) for h in ranked]
+                good = answer.answered and span in fold(answer.quote)
                 scores.answerable += 1
                 scores.top1 += any(found[:1])
                 scores.top5 += any(found[:5])
                 scores.top10 += any(found[:10])
-                scores.answered += answer.answered
-                good = answer.answered and span in fold(answer.quote)
-                scores.quote_has_span += good
-                detail.update(top1=any(found[:1]), top5=any(found[:5]), quote_ok=good)
+                scores.answered += given
+                scores.quote_has_span += given and good
+                scores.outcomes.append((True, answer.confidence, good))
+                detail.update(top1=any(found[:1]), top5=any(found[:5]), quote_ok=given and good)
             scores.details.append(detail)
         results.append(scores)
     return results
@@ -105,6 +149,7 @@ ROWS = (
     ("answerable answered", "answered"),
     ("unanswerable declined", "declined"),
 )
+CURVE = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 def format_table(results: list[ModeScores]) -> str:
@@ -115,4 +160,22 @@ def format_table(results: list[ModeScores]) -> str:
     if results:
         r = results[0]
         lines.append(f"({r.answerable} answerable and {r.unanswerable} unanswerable questions)")
+        hybrid = next((x for x in results if x.mode == "hybrid"), results[-1])
+        lines += ["", format_curve(hybrid)]
+    return "\n".join(lines)
+
+
+def format_curve(scores: ModeScores, thresholds: Iterable[float] = CURVE) -> str:
+    """Answered / right / declined at each threshold (the engine's own marked with *)."""
+    marks = sorted({*thresholds, scores.threshold})
+    lines = [
+        f"{scores.mode}: threshold   answered   quote holds span   declined   right of given",
+    ]
+    for t in marks:
+        answered, right, declined, precision = scores.at(t)
+        star = "*" if t == scores.threshold else " "
+        lines.append(
+            f"{'':{len(scores.mode)}}  {t:8.2f}{star}  {answered:8.3f}   {right:16.3f}"
+            f"   {declined:8.3f}   {precision:14.3f}"
+        )
     return "\n".join(lines)

@@ -46,15 +46,20 @@ class Answer:
     """The engine's reply to a question.
 
     When ``answered`` is true, ``quote`` is a verbatim substring of the article
-    ``passage.doc_id`` (checked in code), and ``highlight`` (when not empty) is a
-    substring of ``quote`` that most likely is the answer itself. When false,
-    ``hits`` still lists the closest passages, to offer as related reading.
+    ``passage.doc_id`` (checked in code), and ``answer_span`` (when set) gives the
+    offsets in ``quote`` of the short answer itself (the year, the amount, the name),
+    which ``highlight`` holds as text; ``short_answer`` repeats it when the extractor is
+    confident enough to put it on a line of its own ("2042"). ``confidence`` is the
+    calibrated probability that the quote answers the question. When false, ``hits``
+    still lists the closest passages, to offer as related reading.
     """
 
     question: str
     answered: bool
     quote: str = ""
     highlight: str = ""
+    answer_span: tuple[int, int] | None = None
+    short_answer: str = ""
     passage: Passage | None = None
     confidence: float = 0.0
     hits: list[Hit] = field(default_factory=list)

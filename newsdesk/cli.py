@@ -193,6 +193,8 @@ def answer_json(answer: Answer) -> dict[str, Any]:
         "answered": answer.answered,
         "quote": answer.quote if answer.answered else None,
         "highlight": answer.highlight or None,
+        "answer_span": list(answer.answer_span) if answer.answer_span else None,
+        "short_answer": answer.short_answer or None,
         "confidence": round(answer.confidence, 4),
         "doc_id": passage.doc_id if passage and answer.answered else None,
         "title": passage.title if passage and answer.answered else None,
@@ -222,11 +224,22 @@ def _source_line(title: str, source: str, date: str, url: str) -> str:
     return f"{line}\n  {url}" if url else line
 
 
-def format_answer(answer: Answer) -> str:
+BOLD, PLAIN = "\033[1m", "\033[0m"
+
+
+def format_answer(answer: Answer, *, bold: bool = False) -> str:
+    """The short answer on a line of its own when confident, then the quote (the answer
+    span in bold on a terminal), its source and related articles."""
     lines: list[str] = []
     if answer.answered and answer.passage:
         p = answer.passage
-        lines.append(f"“{answer.quote}”")
+        quote = answer.quote
+        if bold and answer.answer_span:
+            start, end = answer.answer_span
+            quote = f"{quote[:start]}{BOLD}{quote[start:end]}{PLAIN}{quote[end:]}"
+        if answer.short_answer:
+            lines += [answer.short_answer, ""]
+        lines.append(f"“{quote}”")
         lines.append("")
         lines.append("Source: " + _source_line(p.title, p.source, p.date, p.url))
         others = [h for h in answer.hits if h.passage.doc_id != p.doc_id]
@@ -289,7 +302,7 @@ def cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
         print(
             json.dumps(answer_json(answer), ensure_ascii=False)
             if args.json
-            else format_answer(answer)
+            else format_answer(answer, bold=sys.stdout.isatty())
         )
         return 0
     if sys.stdin.isatty():

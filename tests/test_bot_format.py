@@ -88,6 +88,24 @@ def test_answer_has_quote_in_blockquote_with_bold_highlight_and_linked_source() 
     assert "The Times of Central Asia · 2019-05-30" in text
 
 
+def test_a_confident_short_answer_leads_and_the_bold_sits_on_the_answer_span() -> None:
+    quote = "In 2042 terms, the base lease agreed in 2012 runs until 2042."
+    span = (quote.rindex("2042"), len(quote) - 1)
+    ans = replace(answered(quote), answer_span=span, short_answer="2042")
+    text, entities = parse(fmt.format_answer(ans))
+    assert text.startswith("2042\n")
+    bold = [(e["offset"], e["length"]) for e in entities if e["type"] == "bold"]
+    assert (0, 4) in bold  # the first line
+    block = next(e for e in entities if e["type"] == "blockquote")
+    assert (block["offset"] + span[0], 4) in bold  # the answer, not the first "2042"
+    assert (block["offset"] + quote.index("2042"), 4) not in bold
+
+
+def test_no_short_answer_line_without_one() -> None:
+    text, _ = parse(fmt.format_answer(answered()))
+    assert text.startswith(LEASE)
+
+
 def test_answer_lists_next_sources_briefly_without_repeating_the_answer_article() -> None:
     ans = answered(others=[passage(0), passage(1), passage(2), passage(3), passage(4)])
     text, _ = parse(fmt.format_answer(ans, sources=3))

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from index.store import current_version_path
+from index.types import Answer, Hit, Passage
 from tests.conftest import run_cli
 
 
@@ -145,3 +146,28 @@ def test_a_reader_that_stops_early_gets_no_traceback(env):
         )
     assert proc.returncode == 141
     assert b"Traceback" not in proc.stderr
+
+
+def test_the_short_answer_leads_and_is_bold_only_on_a_terminal():
+    from newsdesk.cli import BOLD, PLAIN, answer_json, format_answer
+
+    quote = "The base will stay until 2042."
+    p = Passage(0, "a.txt", "Base lease", quote, 0, 0, source="TCA")
+    answer = Answer(
+        "when does the lease end?",
+        True,
+        quote=quote,
+        highlight="2042",
+        answer_span=(25, 29),
+        short_answer="2042",
+        passage=p,
+        confidence=0.8,
+        hits=[Hit(p, 1.0, 1)],
+    )
+    plain = format_answer(answer)
+    assert plain.splitlines()[0] == "2042"
+    assert f"“{quote}”" in plain and BOLD not in plain
+    assert f"until {BOLD}2042{PLAIN}." in format_answer(answer, bold=True)
+    data = answer_json(answer)
+    assert data["answer_span"] == [25, 29] and data["short_answer"] == "2042"
+    assert data["quote"][25:29] == "2042"

@@ -125,7 +125,7 @@ def test_ask_prefers_the_article_a_reply_is_about(small_corpus: Path, tmp_path: 
 
     embedder = HashingEmbedder(256)
     reindex([small_corpus], tmp_path / "idx", embedder)
-    engine = Engine.create(load_index(tmp_path / "idx"), embedder)
+    engine = Engine.create(load_index(tmp_path / "idx"), embedder, threshold=0.0)
     within = engine.retriever.within("how many troops", "tca/base.txt", k=5)
     assert within and {h.passage.doc_id for h in within} == {"tca/base.txt"}
     answer = engine.ask("how many troops are stationed there?", prefer_doc_ids=["tca/base.txt"])
@@ -143,7 +143,7 @@ def test_a_digest_reply_reads_all_its_articles_and_falls_back_to_the_archive(
 
     embedder = HashingEmbedder(256)
     reindex([small_corpus], tmp_path / "idx", embedder)
-    engine = Engine.create(load_index(tmp_path / "idx"), embedder)
+    engine = Engine.create(load_index(tmp_path / "idx"), embedder, threshold=0.0)
     both = ["sport/match.txt", "tca/base.txt"]
     answer = engine.ask("how many troops are stationed there?", prefer_doc_ids=both)
     assert answer.passage is not None and answer.passage.doc_id == "tca/base.txt"

@@ -29,7 +29,7 @@ def test_every_passage_sentence_has_its_vector(small_corpus: Path, tmp_path: Pat
 def test_asking_embeds_only_the_question(small_corpus: Path, tmp_path: Path):
     embedder = HashingEmbedder(256)
     reindex([small_corpus], tmp_path / "idx", embedder)
-    engine = Engine.create(load_index(tmp_path / "idx"), embedder)
+    engine = Engine.create(load_index(tmp_path / "idx"), embedder, threshold=0.0)
     embedder.texts_embedded = 0
     answer = engine.ask("when does the base lease end?")
     assert answer.answered and "2042" in answer.quote
@@ -40,7 +40,7 @@ def test_stored_and_fresh_sentence_vectors_give_the_same_answer(small_corpus, tm
     embedder = HashingEmbedder(256)
     reindex([small_corpus], tmp_path / "idx", embedder)
     index = load_index(tmp_path / "idx")
-    engine = Engine.create(index, embedder)
+    engine = Engine.create(index, embedder, threshold=0.0)
     question = "how many troops from russia are stationed in tajikistan?"
     hits = engine.retriever.search(question, k=10)
     vector = embedder.embed([question])[0]
