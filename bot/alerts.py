@@ -48,14 +48,14 @@ from bot import handlers as h
 from bot.handlers import Context, get_services
 from bot.plugins import BotPlugin
 from bot.services import BotServices
-from index.alerts import AlertMatcher, ProcessReport, TopicMatch, process_new_versions
+from index.alerts import DEFAULT_THRESHOLD, AlertMatcher, ProcessReport, process_new_versions
 from index.engine import Engine
 from index.errors import NewsdeskError
 from index.subscriptions import (
     MAX_TOPIC_CHARS,
     MAX_TOPICS_PER_CHAT,
+    Alert,
     AlertStateError,
-    PendingAlert,
     Subscription,
     SubscriptionError,
     SubscriptionNotFoundError,
@@ -218,7 +218,7 @@ class AlertService:
         after another."""
         report = DeliveryReport()
         pending = await asyncio.to_thread(self.store.lease_due, self.owner, self.lease)
-        by_chat: dict[int, list[PendingAlert]] = {}
+        by_chat: dict[int, list[Alert]] = {}
         for alert in pending:
             by_chat.setdefault(alert.chat_id, []).append(alert)
         for chat_id, alerts in by_chat.items():
@@ -242,7 +242,7 @@ class AlertService:
         return report
 
     async def _deliver_chat(
-        self, chat_id: int, alerts: Sequence[PendingAlert], report: DeliveryReport
+        self, chat_id: int, alerts: Sequence[Alert], report: DeliveryReport
     ) -> None:
         messages = afmt.format_digest(alerts)
         for number, message in enumerate(messages):
@@ -297,7 +297,7 @@ class AlertService:
 
     # -- for the handlers ---------------------------------------------------------------
 
-    async def preview(self, topic: str) -> list[TopicMatch]:
+    async def preview(self, topic: str) -> list[Alert]:
         engine = self.services.engine
         try:
             return await self.services.run(
@@ -371,7 +371,7 @@ async def cmd_subscribe(update: Update, context: Context) -> None:
     try:
         clean_topic(topic, alerts.store.max_topic_chars)
     except SubscriptionError as exc:
-        await h.respond(update, context, fmt.plain(str(exc)))
+        await h.respond(update, context, fmt.plain(afmt.format_subscription_error(exc)))
         return
     if not await may_change(update, context):
         await h.respond(update, context, fmt.plain(afmt.GROUP_RULE))
@@ -381,7 +381,7 @@ async def cmd_subscribe(update: Update, context: Context) -> None:
     try:
         sub = await asyncio.to_thread(alerts.store.add, chat.id, topic, acting_user(update))
     except SubscriptionError as exc:
-        await h.respond(update, context, fmt.plain(str(exc)))
+        await h.respond(update, context, fmt.plain(afmt.format_subscription_error(exc)))
         return
     async with h.typing(context.bot, message):
         preview = await alerts.preview(sub.topic)
@@ -516,13 +516,14 @@ async def on_reply(update: Update, context: Context) -> None:
 
 def alerts_plugin(
     *,
-    threshold: float | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
     retry_interval: float | None = None,
     max_topics: int = MAX_TOPICS_PER_CHAT,
     max_topic_chars: int = MAX_TOPIC_CHARS,
     lease: float = DEFAULT_LEASE,
 ) -> BotPlugin:
-    """The topic-alerts plugin. ``threshold``: the matcher's (default: calibrated per model);
+    """The topic-alerts plugin. ``threshold``: the matcher's (default: calibrated for the
+    default model; another model needs its own, see docs/alerts.md);
     ``retry_interval``: seconds before alerts held back by a transient error are tried
     again (default: the reload interval, at least 10 s); ``lease``: seconds the alerts
     being sent stay reserved to this process (see ``DEFAULT_LEASE``)."""

@@ -20,8 +20,16 @@ from bot.format import (
     split_html,
     tg_len,
 )
-from index.alerts import TopicMatch
-from index.subscriptions import MAX_TOPIC_CHARS, PendingAlert, Subscription
+from index.subscriptions import (
+    MAX_TOPIC_CHARS,
+    Alert,
+    BadTopicError,
+    DuplicateTopicError,
+    Subscription,
+    SubscriptionError,
+    SubscriptionNotFoundError,
+    TooManyTopicsError,
+)
 
 ALERT_QUOTE_MAX = 700  # plain characters of an alert's quote (matching caps it at 400)
 PREVIEW_QUOTE_MAX = 300
@@ -52,7 +60,7 @@ class DigestMessage:
     doc_ids: tuple[str, ...]
 
 
-def _entry(alert: PendingAlert, number: int | None, with_topic: bool) -> str:
+def _entry(alert: Alert, number: int | None, with_topic: bool) -> str:
     head = source_line(alert)
     lines = [f"<b>{number}.</b> {head}" if number is not None else head]
     quote = quote_block(alert.quote)
@@ -63,7 +71,7 @@ def _entry(alert: PendingAlert, number: int | None, with_topic: bool) -> str:
     return "\n".join(lines)
 
 
-def _heading(alerts: Sequence[PendingAlert], one_topic: bool, part: int) -> str:
+def _heading(alerts: Sequence[Alert], one_topic: bool, part: int) -> str:
     if len(alerts) == 1:
         text = f"<b>New article on {topic_html(alerts[0].topic)}</b>"
     elif one_topic:
@@ -78,9 +86,7 @@ def _footer(count: int) -> str:
     return f"<i>Reply to this message with a question to ask {about}. /topics to manage alerts.</i>"
 
 
-def format_digest(
-    alerts: Sequence[PendingAlert], limit: int = TELEGRAM_LIMIT
-) -> list[DigestMessage]:
+def format_digest(alerts: Sequence[Alert], limit: int = TELEGRAM_LIMIT) -> list[DigestMessage]:
     """One chat's new alerts as one message, or several when they do not fit in one.
 
     Each entry: the title (a link when there is a url), outlet and date, the quote
@@ -137,7 +143,7 @@ def format_subscribe_usage() -> str:
     )
 
 
-def format_subscribed(sub: Subscription, preview: Sequence[TopicMatch]) -> str:
+def format_subscribed(sub: Subscription, preview: Sequence[Alert]) -> str:
     """The reply to /subscribe: saved, and what the archive already holds on the topic."""
     head = (
         f"Subscribed to {topic_html(sub.topic)}. I'll send new articles that match it to this chat."
@@ -204,3 +210,24 @@ GROUP_RULE = (
     "remove it)."
 )
 NOT_FOUND = "That topic is not followed in this chat (any more). See /topics."
+
+
+def format_subscription_error(exc: SubscriptionError) -> str:
+    """Plain text: why the store refused a topic, and what to do instead."""
+    if isinstance(exc, BadTopicError):
+        if exc.too_long:
+            return (
+                f"That topic is {exc.length} characters long; please keep it under "
+                f"{exc.max_chars} characters (a few words work best)."
+            )
+        return f"Please describe the topic in a few words, for example: /subscribe {EXAMPLE_TOPIC}"
+    if isinstance(exc, DuplicateTopicError):
+        return f"This chat already follows “{exc.topic}”. See /topics for the list."
+    if isinstance(exc, TooManyTopicsError):
+        return (
+            f"This chat already follows {exc.count} topics, the most allowed. "
+            "Remove one with /unsubscribe first."
+        )
+    if isinstance(exc, SubscriptionNotFoundError):
+        return NOT_FOUND
+    return str(exc)

@@ -5,24 +5,22 @@ text (and the passage the answer quoted) are kept here, keyed by a hash of them 
 chat that asked. A key works only in that chat: elsewhere it is "expired", so a key cannot
 be used to find out whether some question was asked.
 
-The schema is numbered like the alert store's (``index.subscriptions.migrate``); a damaged
-file raises ``StateFileError`` naming it.
+The schema is numbered migrations, opened like the alert store's
+(``index.sqlite_migrations``); a damaged file raises ``StateFileError`` naming it.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from index.subscriptions import StateFileError, check_integrity, migrate, state_file_errors
+from index.sqlite_migrations import connect, open_schema, state_file_errors
 
-SCHEMA_VERSION = 2
 _MIGRATIONS = (
     # 1: the questions (created with IF NOT EXISTS: files from before numbering have it)
     """
@@ -37,6 +35,7 @@ _MIGRATIONS = (
     # 2: the chat a key belongs to; keys from before it belong to none, and so expire
     "ALTER TABLE questions ADD COLUMN chat_id INTEGER",
 )
+SCHEMA_VERSION = len(_MIGRATIONS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,31 +63,13 @@ class QuestionStore:
         self._clock = clock
         self._lock = threading.Lock()
         with state_file_errors(path):
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            try:
-                self._open()
-            except BaseException:
-                self._db.close()
-                raise
-        self.prune()
-
-    def _open(self) -> None:
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        check_integrity(self._db, self.path)
-        self._db.execute("BEGIN IMMEDIATE")
+            self._db = connect(path, synchronous="NORMAL", check_same_thread=False)
         try:
-            version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
-            if version > SCHEMA_VERSION:
-                raise StateFileError(
-                    f"The state file {self.path} has schema version {version}; this "
-                    f"Newsdesk knows up to {SCHEMA_VERSION}. Upgrade Newsdesk."
-                )
-            migrate(self._db, _MIGRATIONS)
+            open_schema(self._db, path, _MIGRATIONS)
         except BaseException:
-            self._db.execute("ROLLBACK")
+            self._db.close()
             raise
-        self._db.execute("COMMIT")
+        self.prune()
 
     def put(self, question: str, quoted: tuple[str, int] | None = None, *, chat_id: int) -> str:
         key = question_key(question, quoted, chat_id)

@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
@@ -28,53 +27,16 @@ from index.embedders.base import Embedder
 from index.errors import IndexMismatchError
 from index.sentences import sentence_spans
 from index.store import Change, LoadedIndex, read_changes
-from index.subscriptions import SubscriptionStore, pending_changes
+from index.subscriptions import Alert, Subscription, SubscriptionStore
 from index.types import Passage
 
 log = logging.getLogger(__name__)
 
-# Calibrated for all-MiniLM-L6-v2 on ../shared/corpus (docs/alerts.md).
+# Calibrated for all-MiniLM-L6-v2 on ../shared/corpus (docs/alerts.md); another model
+# needs its own (``AlertMatcher(embedder, threshold)``).
 DEFAULT_THRESHOLD = 0.38
-# The hashing test embedder has its own scale (shared words, not meaning).
-THRESHOLDS = {"hashing": 0.15}
 MAX_QUOTE_CHARS = 400
 MIN_QUOTE_CHARS = 25
-
-
-def default_threshold(embedder: Embedder) -> float:
-    return THRESHOLDS.get(embedder.name.split(":", 1)[0], DEFAULT_THRESHOLD)
-
-
-class TopicLike(Protocol):
-    """A subscribed topic: ``index.subscriptions.Subscription`` is one."""
-
-    @property
-    def id(self) -> int: ...
-
-    @property
-    def chat_id(self) -> int: ...
-
-    @property
-    def topic(self) -> str: ...
-
-
-@dataclass(frozen=True, slots=True)
-class TopicMatch:
-    """An article that matches a topic, with the verbatim quote that matched best."""
-
-    topic: str
-    doc_id: str
-    title: str
-    source: str
-    url: str
-    date: str
-    quote: str
-    score: float
-    subscription_id: int | None = None
-    chat_id: int | None = None
-    quote_start: int = 0
-    passage_id: int = -1
-    version: str = ""
 
 
 def _check_model(embedder: Embedder, index: LoadedIndex) -> None:
@@ -88,9 +50,9 @@ def _check_model(embedder: Embedder, index: LoadedIndex) -> None:
 class AlertMatcher:
     """Scores articles against topics with an embedder and the index's stored vectors."""
 
-    def __init__(self, embedder: Embedder, threshold: float | None = None) -> None:
+    def __init__(self, embedder: Embedder, threshold: float = DEFAULT_THRESHOLD) -> None:
         self.embedder = embedder
-        self.threshold = default_threshold(embedder) if threshold is None else threshold
+        self.threshold = threshold
 
     def embed_topics(self, topics: Sequence[str]) -> dict[str, np.ndarray]:
         """Each distinct topic text embedded once."""
@@ -134,10 +96,10 @@ class AlertMatcher:
 
     def match(
         self,
-        topics: Sequence[TopicLike],
+        topics: Sequence[Subscription],
         new_doc_ids: Sequence[str],
         index: LoadedIndex,
-    ) -> list[TopicMatch]:
+    ) -> list[Alert]:
         """Every (topic, new article) pair scoring at least the threshold, best first."""
         if not topics or not new_doc_ids:
             return []
@@ -148,7 +110,7 @@ class AlertMatcher:
         )
         row_of = {t: i for i, t in enumerate(texts)}
         quotes: dict[tuple[str, int], tuple[str, int] | None] = {}
-        matches: list[TopicMatch] = []
+        matches: list[Alert] = []
         for topic in topics:
             i = row_of[topic.topic]
             for j, doc in enumerate(docs):
@@ -174,7 +136,7 @@ class AlertMatcher:
         k: int = 3,
         *,
         min_score: float | None = None,
-    ) -> list[TopicMatch]:
+    ) -> list[Alert]:
         """The ``k`` archive articles that best match a topic (at least ``min_score``,
         by default the threshold: an empty list means nothing would have matched)."""
         _check_model(self.embedder, index)
@@ -239,10 +201,10 @@ class AlertMatcher:
         start: int,
         score: float,
         pid: int,
-        sub: TopicLike | None,
-    ) -> TopicMatch:
+        sub: Subscription | None,
+    ) -> Alert:
         art = index.articles[doc]
-        return TopicMatch(
+        return Alert(
             topic=topic,
             doc_id=doc,
             title=art.title,
@@ -276,7 +238,7 @@ class ProcessReport:
     cursor_after: str | None
     versions: list[str] = field(default_factory=list)
     new_articles: list[str] = field(default_factory=list)
-    matches: list[TopicMatch] = field(default_factory=list)
+    matches: list[Alert] = field(default_factory=list)
     queued: int = 0
     waiting_for_index: bool = False
 
@@ -302,6 +264,32 @@ def new_articles(changes: Sequence[Change], index: LoadedIndex) -> dict[str, Cha
             if doc in index.articles and doc not in out:
                 out[doc] = change
     return out
+
+
+def pending_changes(
+    changes: Sequence[Change], cursor: str | None, upto: str | None = None
+) -> list[Change]:
+    """The change-log entries after ``cursor``, up to and including version ``upto``.
+
+    ``upto`` is the version of the index in memory: later entries name articles
+    it does not hold yet, so they wait for the next call. A cursor missing from
+    the log (the index was deleted and rebuilt) resumes after the log's last full
+    rebuild; a cursor of None (first run) starts at the beginning.
+    """
+    versions = [c.version for c in changes]
+    if cursor is None:
+        start = 0
+    elif cursor in versions:
+        start = versions.index(cursor) + 1
+    else:
+        rebuilds = [i for i, c in enumerate(changes) if c.full_rebuild]
+        start = rebuilds[-1] if rebuilds else 0
+    end = len(changes)
+    if upto is not None:
+        if upto not in versions:
+            return []
+        end = versions.index(upto) + 1
+    return list(changes[start:end])
 
 
 def process_new_versions(
@@ -335,7 +323,7 @@ def process_new_versions(
     subs = store.active() if fresh else []
     matches = matcher.match(subs, list(fresh), index) if subs else []
     created = {s.id: _when(s.created_at) for s in subs}
-    best: dict[tuple[int, str], TopicMatch] = {}
+    best: dict[tuple[int, str], Alert] = {}
     for m in matches:
         assert m.chat_id is not None and m.subscription_id is not None
         since = created.get(m.subscription_id)

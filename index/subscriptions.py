@@ -1,9 +1,10 @@
 """Topic subscriptions, the alert outbox and the change-log cursor, in one SQLite file.
 
-The file is ``<data_dir>/alerts.sqlite3`` in WAL mode; its schema version is kept in
-``PRAGMA user_version``. Every method opens its own short-lived connection, so a
-``SubscriptionStore`` may be shared by the bot's threads and by other processes;
-writers take ``BEGIN IMMEDIATE`` and wait (``busy_timeout``) for each other.
+The file is ``<data_dir>/alerts.sqlite3`` in WAL mode; its schema is numbered migrations
+(``index.sqlite_migrations``, shared with the bot's question store). Every method opens
+its own short-lived connection, so a ``SubscriptionStore`` may be shared by the bot's
+threads and by other processes; writers take ``BEGIN IMMEDIATE`` and wait
+(``busy_timeout``) for each other.
 
 Delivery is an outbox, so that no alert is sent twice and none is lost:
 
@@ -35,20 +36,17 @@ import time
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
 
 from index.errors import NewsdeskError
-from index.store import Change
+from index.sqlite_migrations import connect, open_schema, state_file_errors, transaction
 
 DB_NAME = "alerts.sqlite3"
-SCHEMA_VERSION = 3
 MAX_TOPICS_PER_CHAT = 10
 MAX_TOPIC_CHARS = 150
 MIN_TOPIC_CHARS = 3
-BUSY_TIMEOUT_S = 30.0
 MAX_VARIABLES = 500  # ids per "IN (...)": well under SQLite's limit on bound variables
 
 PENDING, SENT, FAILED, DROPPED = "pending", "sent", "failed", "dropped"
@@ -56,82 +54,70 @@ PENDING, SENT, FAILED, DROPPED = "pending", "sent", "failed", "dropped"
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
+# ---- errors: typed, with their data; the bot and the CLI word them for people -------------
+
+
 class SubscriptionError(NewsdeskError):
-    """A subscription request that cannot be carried out; the message says why."""
+    """A subscription request that cannot be carried out."""
 
 
 class BadTopicError(SubscriptionError):
-    """The topic is empty, too short or too long."""
+    """The topic is not text, too short (``length < min_chars``, or no word) or too long
+    (``length > max_chars``)."""
+
+    def __init__(self, length: int, *, min_chars: int, max_chars: int) -> None:
+        self.length = length
+        self.min_chars = min_chars
+        self.max_chars = max_chars
+        if self.too_long:
+            why = f"{length} characters long, the most is {max_chars}"
+        else:
+            why = f"not a topic: at least {min_chars} characters with a word are needed"
+        super().__init__(f"The topic is {why}.")
+
+    @property
+    def too_long(self) -> bool:
+        return self.length > self.max_chars
 
 
 class DuplicateTopicError(SubscriptionError):
-    """The chat already follows this topic."""
+    """The chat already follows this topic (``topic``: as it was saved)."""
+
+    def __init__(self, chat_id: int, topic: str) -> None:
+        super().__init__(f"Chat {chat_id} already follows “{topic}”.")
+        self.chat_id = chat_id
+        self.topic = topic
 
 
 class TooManyTopicsError(SubscriptionError):
-    """The chat already follows the maximum number of topics."""
+    """The chat already follows ``count`` topics, the most allowed (``limit``)."""
+
+    def __init__(self, chat_id: int, count: int, limit: int) -> None:
+        super().__init__(
+            f"Chat {chat_id} already follows {count} topics, the most allowed ({limit})."
+        )
+        self.chat_id = chat_id
+        self.count = count
+        self.limit = limit
 
 
 class SubscriptionNotFoundError(SubscriptionError):
-    """No such topic in this chat."""
+    """No topic ``subscription_id`` in chat ``chat_id``."""
+
+    def __init__(self, chat_id: int, subscription_id: int) -> None:
+        super().__init__(f"Chat {chat_id} follows no topic {subscription_id}.")
+        self.chat_id = chat_id
+        self.subscription_id = subscription_id
 
 
 class AlertStateError(NewsdeskError):
-    """The alert database is from a newer version, or the cursor moved under us."""
+    """The change-log cursor is ``current``, not the ``expected`` one: another process
+    matched these versions meanwhile."""
 
-
-class StateFileError(NewsdeskError):
-    """A SQLite state file (alerts, the bot's questions) that cannot be used: damaged,
-    not a database, unreadable. The message names the file."""
-
-
-# ---- SQLite state files: one way to open, migrate and report them ---------------------------
-
-
-def state_file_problem(path: Path, exc: sqlite3.Error) -> StateFileError:
-    """Our error for SQLite's, naming the file (SQLite's own messages never do)."""
-    text = str(exc)
-    if any(word in text.lower() for word in ("not a database", "malformed", "corrupt")):
-        return StateFileError(
-            f"The state file {path} is damaged ({text}). Stop the bot, move the file "
-            "aside (a new one is created at start; what it held is lost) or restore it "
-            "from a backup."
-        )
-    return StateFileError(f"The state file {path} cannot be used: {text}.")
-
-
-@contextmanager
-def state_file_errors(path: Path) -> Iterator[None]:
-    """Turn SQLite's errors about the file (not a bug of ours, e.g. a constraint) into
-    ``StateFileError`` naming it."""
-    try:
-        yield
-    except (sqlite3.IntegrityError, sqlite3.ProgrammingError):
-        raise
-    except sqlite3.DatabaseError as exc:
-        raise state_file_problem(path, exc) from exc
-
-
-def check_integrity(conn: sqlite3.Connection, path: Path) -> None:
-    """Raise ``StateFileError`` unless SQLite's quick check finds the file sound."""
-    problems = [str(r[0]) for r in conn.execute("PRAGMA quick_check(5)").fetchall()]
-    if problems != ["ok"]:
-        raise state_file_problem(path, sqlite3.DatabaseError("; ".join(problems)[:300]))
-
-
-def migrate(conn: sqlite3.Connection, migrations: Sequence[str]) -> int:
-    """Numbered migrations: run ``migrations[version:]`` (each a script of statements
-    separated by ';') and set ``PRAGMA user_version`` to their count. Call inside a write
-    transaction, after checking the version found (returned) is not newer than known."""
-    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    steps = migrations[version:]
-    for script in steps:
-        for statement in script.split(";"):
-            if statement.strip():
-                conn.execute(statement)
-    if steps:
-        conn.execute(f"PRAGMA user_version = {len(migrations)}")
-    return version
+    def __init__(self, expected: str | None, current: str | None, what: str) -> None:
+        super().__init__(f"The alert cursor is {current}, not {expected}; {what}.")
+        self.expected = expected
+        self.current = current
 
 
 def utc_now() -> str:
@@ -139,27 +125,23 @@ def utc_now() -> str:
 
 
 def clean_topic(topic: str, max_chars: int = MAX_TOPIC_CHARS) -> str:
-    """Tidy a topic typed by a person (control characters out, spaces collapsed) or raise."""
+    """Tidy a topic typed by a person (control characters out, spaces collapsed) or raise
+    ``BadTopicError``."""
     if not isinstance(topic, str):
-        raise BadTopicError("The topic must be text.")
+        raise BadTopicError(0, min_chars=MIN_TOPIC_CHARS, max_chars=max_chars)
     text = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in topic)
     text = " ".join(text.split())
-    if not _WORD.search(text) or len(text) < MIN_TOPIC_CHARS:
-        raise BadTopicError(
-            "Please describe the topic in a few words, for example: "
-            "/subscribe Russian troops in Central Asia"
-        )
-    if len(text) > max_chars:
-        raise BadTopicError(
-            f"That topic is {len(text)} characters long; please keep it under {max_chars} "
-            "characters (a few words work best)."
-        )
+    if not _WORD.search(text) or len(text) < MIN_TOPIC_CHARS or len(text) > max_chars:
+        raise BadTopicError(len(text), min_chars=MIN_TOPIC_CHARS, max_chars=max_chars)
     return text
 
 
 def topic_key(topic: str) -> str:
     """What makes two topics the same: their words, case-folded, in order."""
     return " ".join(_WORD.findall(topic.casefold()))
+
+
+# ---- records --------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,62 +155,34 @@ class Subscription:
     paused_reason: str = ""
 
 
-class AlertLike(Protocol):
-    """What ``enqueue`` needs of a match (``index.alerts.TopicMatch`` is one)."""
-
-    @property
-    def subscription_id(self) -> int | None: ...
-
-    @property
-    def chat_id(self) -> int | None: ...
-
-    @property
-    def topic(self) -> str: ...
-
-    @property
-    def doc_id(self) -> str: ...
-
-    @property
-    def title(self) -> str: ...
-
-    @property
-    def source(self) -> str: ...
-
-    @property
-    def url(self) -> str: ...
-
-    @property
-    def date(self) -> str: ...
-
-    @property
-    def quote(self) -> str: ...
-
-    @property
-    def score(self) -> float: ...
-
-    @property
-    def version(self) -> str: ...
-
-
 @dataclass(frozen=True, slots=True)
-class PendingAlert:
-    """A queued alert, with everything needed to send it (the index may have moved on)."""
+class Alert:
+    """The one alert record: an article that matches a topic, with the verbatim quote
+    that matched best (``quote_start``: its offset in the article).
 
-    id: int
-    chat_id: int
-    doc_id: str
-    subscription_id: int | None
+    Matching (``index.alerts``) makes them: for a subscription (``chat_id`` and
+    ``subscription_id`` set), or for a preview (neither). The outbox keeps what is needed
+    to send one after the index moved on, and gives it back queued: ``id`` (its row),
+    ``queued_at``, ``attempts`` and ``last_error`` set.
+    """
+
     topic: str
+    doc_id: str
     title: str
     source: str
     url: str
     date: str
     quote: str
     score: float
-    version: str
-    queued_at: str
-    attempts: int
-    last_error: str
+    version: str = ""
+    chat_id: int | None = None
+    subscription_id: int | None = None
+    quote_start: int = 0
+    passage_id: int = -1
+    id: int = 0
+    queued_at: str = ""
+    attempts: int = 0
+    last_error: str = ""
 
 
 _SCHEMA = """
@@ -292,21 +246,37 @@ ALTER TABLE alerts ADD COLUMN claimed_until REAL NOT NULL DEFAULT 0
 """
 
 _MIGRATIONS = (_SCHEMA, _SCHEMA_V2, _SCHEMA_V3)
-assert len(_MIGRATIONS) == SCHEMA_VERSION
+SCHEMA_VERSION = len(_MIGRATIONS)
 
 _SUB_COLUMNS = "id, chat_id, topic, created_at, created_by, paused, paused_reason"
-_ALERT_COLUMNS = (
-    "id, chat_id, doc_id, subscription_id, topic, title, source, url, date, quote, score, "
-    "version, queued_at, attempts, last_error"
+# The outbox's columns that are fields of ``Alert`` (quote_start, passage_id are not kept).
+_OUTBOX_FIELDS = (
+    "id",
+    "chat_id",
+    "doc_id",
+    "subscription_id",
+    "topic",
+    "title",
+    "source",
+    "url",
+    "date",
+    "quote",
+    "score",
+    "version",
+    "queued_at",
+    "attempts",
+    "last_error",
 )
+_ALERT_COLUMNS = ", ".join(_OUTBOX_FIELDS)
+assert set(_OUTBOX_FIELDS) <= {f.name for f in fields(Alert)}
 
 
 def _subscription(row: sqlite3.Row | tuple) -> Subscription:
     return Subscription(row[0], row[1], row[2], row[3], row[4], bool(row[5]), row[6])
 
 
-def _pending(row: sqlite3.Row | tuple) -> PendingAlert:
-    return PendingAlert(*row)
+def _queued(row: sqlite3.Row | tuple) -> Alert:
+    return Alert(**dict(zip(_OUTBOX_FIELDS, row, strict=True)))
 
 
 def _placeholders(values: Sequence[object]) -> str:
@@ -332,9 +302,8 @@ class SubscriptionStore:
         self.max_topics = max_topics
         self.max_topic_chars = max_topic_chars
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._migrate()
         with self._read() as conn:
-            check_integrity(conn, self.path)
+            open_schema(conn, self.path, _MIGRATIONS)
 
     @classmethod
     def in_data_dir(cls, data_dir: Path, **limits: int) -> SubscriptionStore:
@@ -342,20 +311,10 @@ class SubscriptionStore:
 
     # -- connections ------------------------------------------------------------------
 
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
         with state_file_errors(self.path):
-            conn = self._connect()
+            conn = connect(self.path)
             try:
                 yield conn
             finally:
@@ -364,28 +323,8 @@ class SubscriptionStore:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction: committed when the block ends, rolled back on error."""
-        with state_file_errors(self.path):
-            conn = self._connect()
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield conn
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
-            finally:
-                conn.close()
-
-    def _migrate(self) -> None:
-        with self._write() as conn:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise AlertStateError(
-                    f"The alert database {self.path} has schema version {version}; this "
-                    f"Newsdesk knows up to {SCHEMA_VERSION}. Upgrade Newsdesk."
-                )
-            migrate(conn, _MIGRATIONS)
+        with self._read() as conn, transaction(conn):
+            yield conn
 
     def journal_mode(self) -> str:
         with self._read() as conn:
@@ -404,14 +343,9 @@ class SubscriptionStore:
             ).fetchall()
             for row in rows:
                 if row[7] == key:
-                    raise DuplicateTopicError(
-                        f"This chat already follows “{row[2]}”. See /topics for the list."
-                    )
+                    raise DuplicateTopicError(chat_id, row[2])
             if len(rows) >= self.max_topics:
-                raise TooManyTopicsError(
-                    f"This chat already follows {len(rows)} topics, the most allowed. "
-                    "Remove one with /unsubscribe first."
-                )
+                raise TooManyTopicsError(chat_id, len(rows), self.max_topics)
             conn.execute(
                 "UPDATE subscriptions SET paused = 0, paused_reason = '' WHERE chat_id = ?",
                 (chat_id,),
@@ -450,9 +384,7 @@ class SubscriptionStore:
                 (sub_id, chat_id),
             ).fetchone()
             if row is None:
-                raise SubscriptionNotFoundError(
-                    "That topic is not followed in this chat (any more). See /topics."
-                )
+                raise SubscriptionNotFoundError(chat_id, sub_id)
             conn.execute("DELETE FROM subscriptions WHERE id = ?", (sub_id,))
             self._retire(conn, "subscription_id = ?", (sub_id,), DROPPED, "unsubscribed")
         return _subscription(row)
@@ -498,7 +430,7 @@ class SubscriptionStore:
         doc_id: str,
         sub_id: int | None,
         *,
-        alert: AlertLike | None = None,
+        alert: Alert | None = None,
     ) -> bool:
         """Queue one alert unless (chat, article) was ever queued; True when queued now."""
         with self._write() as conn:
@@ -506,7 +438,7 @@ class SubscriptionStore:
 
     def enqueue(
         self,
-        alerts: Iterable[AlertLike],
+        alerts: Iterable[Alert],
         *,
         expected_cursor: str | None,
         new_cursor: str | None,
@@ -520,10 +452,7 @@ class SubscriptionStore:
         with self._write() as conn:
             current = self._get_state(conn, "cursor")
             if current != expected_cursor:
-                raise AlertStateError(
-                    f"The alert cursor moved from {expected_cursor} to {current} meanwhile; "
-                    "nothing was queued."
-                )
+                raise AlertStateError(expected_cursor, current, "nothing was queued")
             queued = 0
             for alert in alerts:
                 if alert.subscription_id is None or alert.chat_id is None:
@@ -541,7 +470,7 @@ class SubscriptionStore:
         chat_id: int,
         doc_id: str,
         sub_id: int | None,
-        alert: AlertLike | None,
+        alert: Alert | None,
     ) -> bool:
         if sub_id is not None:
             live = conn.execute(
@@ -572,7 +501,7 @@ class SubscriptionStore:
         )
         return cur.rowcount == 1
 
-    def pending(self, chat_id: int | None = None) -> list[PendingAlert]:
+    def pending(self, chat_id: int | None = None) -> list[Alert]:
         """Queued alerts not yet sent, oldest first (all chats, or one)."""
         query = f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE status = ?"
         args: tuple[object, ...] = (PENDING,)
@@ -581,11 +510,9 @@ class SubscriptionStore:
             args += (chat_id,)
         with self._read() as conn:
             rows = conn.execute(query + " ORDER BY id", args).fetchall()
-        return [_pending(r) for r in rows]
+        return [_queued(r) for r in rows]
 
-    def lease_due(
-        self, owner: str, seconds: float, *, now: float | None = None
-    ) -> list[PendingAlert]:
+    def lease_due(self, owner: str, seconds: float, *, now: float | None = None) -> list[Alert]:
         """Take every pending alert that no other sender holds, for ``seconds``; oldest first.
 
         ``owner`` names the sender (one per bot process); rows it already holds are
@@ -605,7 +532,7 @@ class SubscriptionStore:
                     f"WHERE id IN ({_placeholders(chunk)})",
                     (owner, now + seconds, *chunk),
                 )
-        return [_pending(r) for r in rows]
+        return [_queued(r) for r in rows]
 
     def begin_attempt(
         self,
@@ -657,7 +584,7 @@ class SubscriptionStore:
                 ).rowcount
         return released
 
-    def interrupted(self, *, now: float | None = None) -> list[PendingAlert]:
+    def interrupted(self, *, now: float | None = None) -> list[Alert]:
         """Pending alerts whose send started but was never recorded, and that no sender
         holds now: the sender died mid-send, so they may have gone out already."""
         now = time.time() if now is None else now
@@ -667,7 +594,7 @@ class SubscriptionStore:
                 "AND claimed_until <= ? ORDER BY id",
                 (PENDING, now),
             ).fetchall()
-        return [_pending(r) for r in rows]
+        return [_queued(r) for r in rows]
 
     def mark_sent(self, alert_ids: Sequence[int], message_ids: Sequence[int] = ()) -> int:
         """Record a successful send (call right after it); idempotent. Returns rows changed.
@@ -772,9 +699,7 @@ class SubscriptionStore:
         with self._write() as conn:
             current = self._get_state(conn, "cursor")
             if not force and current != expected:
-                raise AlertStateError(
-                    f"The alert cursor is {current}, not {expected}; it was not moved."
-                )
+                raise AlertStateError(expected, current, "it was not moved")
             self._set_state(conn, "cursor", version)
 
     @staticmethod
@@ -789,29 +714,3 @@ class SubscriptionStore:
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
-
-
-def pending_changes(
-    changes: Sequence[Change], cursor: str | None, upto: str | None = None
-) -> list[Change]:
-    """The change-log entries after ``cursor``, up to and including version ``upto``.
-
-    ``upto`` is the version of the index in memory: later entries name articles
-    it does not hold yet, so they wait for the next call. A cursor missing from
-    the log (the index was deleted and rebuilt) resumes after the log's last full
-    rebuild; a cursor of None (first run) starts at the beginning.
-    """
-    versions = [c.version for c in changes]
-    if cursor is None:
-        start = 0
-    elif cursor in versions:
-        start = versions.index(cursor) + 1
-    else:
-        rebuilds = [i for i, c in enumerate(changes) if c.full_rebuild]
-        start = rebuilds[-1] if rebuilds else 0
-    end = len(changes)
-    if upto is not None:
-        if upto not in versions:
-            return []
-        end = versions.index(upto) + 1
-    return list(changes[start:end])

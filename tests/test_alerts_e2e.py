@@ -1,7 +1,7 @@
 """Topic alerts end to end: the real bot Application with the alerts plugin, driven as users
 through the local Bot API server, with ``newsdesk reindex`` run in another process.
 
-The hashing embedder (``NEWSDESK_EMBEDDING_MODEL=hashing``, its own threshold 0.15) keeps
+The hashing embedder (``NEWSDESK_EMBEDDING_MODEL=hashing``, with its own threshold) keeps
 these fast; the bot checks for new index versions every 0.3 s.
 """
 
@@ -25,6 +25,7 @@ from index.store import current_version_path
 from index.subscriptions import DB_NAME, SCHEMA_VERSION, SubscriptionStore
 from tests.botapi.server import BotApiServer, BotMessage
 from tests.conftest import ArticleWriter, run_cli
+from tests.test_alert_matching import HASHING_THRESHOLD
 from tests.test_bot_e2e import ADMIN, TOKEN, USER, Harness, make_settings, wait_until
 
 OTHER = USER + 1
@@ -63,7 +64,7 @@ class AlertHarness(Harness):
     def __init__(self, server: BotApiServer, settings: Any, corpus: Path) -> None:
         super().__init__(server, settings, HashingEmbedder(256))
         self.corpus = corpus
-        self.plugin = alerts_plugin(retry_interval=0.3)
+        self.plugin = alerts_plugin(threshold=HASHING_THRESHOLD, retry_interval=0.3)
 
     def bot(self, plugins: list[BotPlugin] | None = None) -> Any:
         return super().bot([self.plugin, *(plugins or [])])
@@ -264,7 +265,9 @@ async def test_subscribe_usage_preview_limits_and_topic_buttons(
             tmp_path / "data", small_corpus, server.base_url, bot_rate_limit=100
         )
         harness = AlertHarness(server, settings, small_corpus)
-        harness.plugin = alerts_plugin(max_topics=2, max_topic_chars=40)
+        harness.plugin = alerts_plugin(
+            threshold=HASHING_THRESHOLD, max_topics=2, max_topic_chars=40
+        )
         async with harness.bot():
             menu = [c["command"] for c in server.commands()]
             assert menu[-3:] == ["subscribe", "topics", "unsubscribe"]

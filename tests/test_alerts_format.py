@@ -10,8 +10,14 @@ from dataclasses import replace
 
 from bot import alerts_format as afmt
 from bot import format as fmt
-from index.alerts import TopicMatch
-from index.subscriptions import PendingAlert, Subscription
+from index.subscriptions import (
+    Alert,
+    BadTopicError,
+    DuplicateTopicError,
+    Subscription,
+    SubscriptionNotFoundError,
+    TooManyTopicsError,
+)
 from tests.botapi.server import parse_html
 
 LIMIT = fmt.TELEGRAM_LIMIT
@@ -24,7 +30,7 @@ def parse(text: str) -> tuple[str, list[dict]]:
     return parse_html(text)
 
 
-def alert(n: int = 1, **kw: object) -> PendingAlert:
+def alert(n: int = 1, **kw: object) -> Alert:
     values: dict = {
         "id": n,
         "chat_id": 42,
@@ -43,7 +49,7 @@ def alert(n: int = 1, **kw: object) -> PendingAlert:
         "last_error": "",
     }
     values.update(kw)
-    return PendingAlert(**values)
+    return Alert(**values)
 
 
 def test_one_alert_names_title_link_outlet_date_quote_and_topic() -> None:
@@ -117,7 +123,7 @@ def test_an_enormous_quote_is_clipped_not_split_mid_tag() -> None:
     assert "…" in text
 
 
-def match(n: int, **kw: object) -> TopicMatch:
+def match(n: int, **kw: object) -> Alert:
     values: dict = {
         "topic": TOPIC,
         "doc_id": f"d{n}",
@@ -129,7 +135,7 @@ def match(n: int, **kw: object) -> TopicMatch:
         "score": 0.4,
     }
     values.update(kw)
-    return TopicMatch(**values)
+    return Alert(**values)
 
 
 def sub(n: int = 1, **kw: object) -> Subscription:
@@ -165,3 +171,15 @@ def test_topic_list_marks_paused_topics_and_buttons_are_short() -> None:
     label = afmt.button_label(replace(sub(), topic="a very long topic " * 10))
     assert len(label) <= afmt.BUTTON_TOPIC_MAX + 2
     assert len(afmt.format_removed("x" * 500)) <= fmt.CALLBACK_LIMIT
+
+
+def test_the_stores_refusals_are_worded_with_the_commands_to_use() -> None:
+    too_long = BadTopicError(41, min_chars=3, max_chars=40)
+    assert "under 40 characters" in afmt.format_subscription_error(too_long)
+    short = BadTopicError(2, min_chars=3, max_chars=40)
+    assert "/subscribe" in afmt.format_subscription_error(short)
+    duplicate = afmt.format_subscription_error(DuplicateTopicError(1, TOPIC))
+    assert TOPIC in duplicate and "/topics" in duplicate
+    too_many = afmt.format_subscription_error(TooManyTopicsError(1, 10, 10))
+    assert "10 topics" in too_many and "/unsubscribe" in too_many
+    assert afmt.format_subscription_error(SubscriptionNotFoundError(1, 9)) == afmt.NOT_FOUND

@@ -295,7 +295,7 @@ async def test_unicode_digits_in_topic_buttons_and_commands_get_a_plain_answer(
 ) -> None:
     from bot.alerts import alerts_plugin
 
-    async with harness.bot([alerts_plugin(retry_interval=0.3)]):
+    async with harness.bot([alerts_plugin(threshold=0.15, retry_interval=0.3)]):
         listing = await harness.say("/subscribe Russian troops in Central Asia")
         removed = await harness.say("/unsubscribe ²")
         assert "not followed in this chat" in removed.text

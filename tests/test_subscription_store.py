@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from index.alerts import pending_changes
 from index.errors import NewsdeskError
+from index.sqlite_migrations import SchemaTooNewError, StateFileError
 from index.store import Change
 from index.subscriptions import (
     DB_NAME,
     SCHEMA_VERSION,
+    Alert,
     AlertStateError,
     BadTopicError,
     DuplicateTopicError,
@@ -21,23 +23,24 @@ from index.subscriptions import (
     SubscriptionStore,
     TooManyTopicsError,
     clean_topic,
-    pending_changes,
 )
 
 
-@dataclass
-class FakeAlert:
-    subscription_id: int | None
-    chat_id: int | None
-    doc_id: str
-    topic: str = "topic"
-    title: str = "Title"
-    source: str = "BBC"
-    url: str = ""
-    date: str = ""
-    quote: str = "A quote."
-    score: float = 0.5
-    version: str = "v000002"
+def matched(sub_id: int | None, chat_id: int | None, doc_id: str) -> Alert:
+    """An alert as matching makes it (for a subscription)."""
+    return Alert(
+        topic="topic",
+        doc_id=doc_id,
+        title="Title",
+        source="BBC",
+        url="",
+        date="",
+        quote="A quote.",
+        score=0.5,
+        version="v000002",
+        chat_id=chat_id,
+        subscription_id=sub_id,
+    )
 
 
 @pytest.fixture
@@ -67,8 +70,9 @@ def test_add_list_remove(store: SubscriptionStore):
 
 def test_duplicate_topic_refused_per_chat(store: SubscriptionStore):
     store.add(1, "Premier League football transfers", user_id=1)
-    with pytest.raises(DuplicateTopicError, match="already follows"):
+    with pytest.raises(DuplicateTopicError) as duplicate:
         store.add(1, "premier league  FOOTBALL transfers!", user_id=2)
+    assert duplicate.value.topic == "Premier League football transfers"
     store.add(2, "Premier League football transfers", user_id=3)  # other chat: fine
 
 
@@ -76,13 +80,16 @@ def test_limits(tmp_path: Path):
     store = SubscriptionStore(tmp_path / DB_NAME, max_topics=2, max_topic_chars=40)
     store.add(1, "one topic", None)
     store.add(1, "two topic", None)
-    with pytest.raises(TooManyTopicsError, match="most allowed"):
+    with pytest.raises(TooManyTopicsError) as too_many:
         store.add(1, "three topic", None)
-    with pytest.raises(BadTopicError, match="under 40 characters"):
+    assert (too_many.value.count, too_many.value.limit) == (2, 2)
+    with pytest.raises(BadTopicError) as too_long:
         store.add(2, "x" * 41, None)
+    assert too_long.value.too_long and (too_long.value.length, too_long.value.max_chars) == (41, 40)
     for bad in ("", "   ", "?!", "ab"):
-        with pytest.raises(BadTopicError):
+        with pytest.raises(BadTopicError) as short:
             store.add(2, bad, None)
+        assert not short.value.too_long
     assert issubclass(TooManyTopicsError, NewsdeskError)
     assert clean_topic("a\x00b\tc  d") == "a b c d"
 
@@ -99,8 +106,24 @@ def test_wal_mode_schema_version_and_reopen(tmp_path: Path):
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.close()
-    with pytest.raises(AlertStateError, match="schema version"):
+    with pytest.raises(SchemaTooNewError, match="schema version") as newer:
         SubscriptionStore.in_data_dir(tmp_path)
+    assert isinstance(newer.value, StateFileError) and newer.value.path == tmp_path / DB_NAME
+    assert (newer.value.found, newer.value.known) == (SCHEMA_VERSION + 1, SCHEMA_VERSION)
+
+
+def test_the_question_store_migrates_the_same_way(tmp_path: Path):
+    from bot.state import SCHEMA_VERSION as QUESTIONS_VERSION
+    from bot.state import QuestionStore
+
+    path = tmp_path / "q.sqlite3"
+    QuestionStore(path, ttl=60).close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == QUESTIONS_VERSION
+    conn.execute(f"PRAGMA user_version = {QUESTIONS_VERSION + 1}")
+    conn.close()
+    with pytest.raises(SchemaTooNewError, match=str(path)):
+        QuestionStore(path, ttl=60)
 
 
 def test_claim_and_mark_sent_never_twice(store: SubscriptionStore):
@@ -123,7 +146,7 @@ def test_pending_survives_reopen_with_attempts(tmp_path: Path):
     store = SubscriptionStore.in_data_dir(tmp_path)
     sub = store.add(1, "airline industry", 1)
     store.enqueue(
-        [FakeAlert(sub.id, 1, "a"), FakeAlert(sub.id, 1, "b")],
+        [matched(sub.id, 1, "a"), matched(sub.id, 1, "b")],
         expected_cursor=None,
         new_cursor="v000002",
     )
@@ -137,10 +160,10 @@ def test_pending_survives_reopen_with_attempts(tmp_path: Path):
 
 def test_enqueue_is_atomic_with_cursor(store: SubscriptionStore):
     sub = store.add(1, "airline industry", 1)
-    assert store.enqueue([FakeAlert(sub.id, 1, "a")], expected_cursor=None, new_cursor="v1") == 1
+    assert store.enqueue([matched(sub.id, 1, "a")], expected_cursor=None, new_cursor="v1") == 1
     # A stale cursor (another process got there first): nothing is written.
     with pytest.raises(AlertStateError):
-        store.enqueue([FakeAlert(sub.id, 1, "b")], expected_cursor=None, new_cursor="v2")
+        store.enqueue([matched(sub.id, 1, "b")], expected_cursor=None, new_cursor="v2")
     assert [p.doc_id for p in store.pending()] == ["a"] and store.cursor() == "v1"
 
     # A failure half-way through rolls back the inserts and the cursor together.
@@ -153,7 +176,7 @@ def test_enqueue_is_atomic_with_cursor(store: SubscriptionStore):
             raise RuntimeError("disk on fire")
 
     with pytest.raises(RuntimeError):
-        store.enqueue([FakeAlert(sub.id, 1, "b"), Broken()], expected_cursor="v1", new_cursor="v2")
+        store.enqueue([matched(sub.id, 1, "b"), Broken()], expected_cursor="v1", new_cursor="v2")
     assert [p.doc_id for p in store.pending()] == ["a"] and store.cursor() == "v1"
 
 
@@ -167,7 +190,7 @@ def test_paused_chats_skipped_and_pending_dropped(store: SubscriptionStore):
     assert store.pending() == []  # the blocked chat's queue is retired
     assert store.status_of(1, "x") == "dropped"
     # Matching for a paused chat queues nothing.
-    assert store.enqueue([FakeAlert(a.id, 1, "y")], expected_cursor=None, new_cursor="v1") == 0
+    assert store.enqueue([matched(a.id, 1, "y")], expected_cursor=None, new_cursor="v1") == 0
     # Subscribing again (the person is back) resumes the chat.
     store.add(1, "mobile phone technology", 1)
     assert {s.chat_id for s in store.active()} == {1, 2}
