@@ -1,14 +1,16 @@
 """Errors of the feed fetcher.
 
-The project's base error (``NewsdeskError``) lives in ``index/errors.py``, above the corpus
-layer, so it cannot be imported here (corpus <- index <- bot, cli). :class:`FeedsError` is
-the corpus-level base for this package; every message is fit to show a person.
+:class:`FeedsError` subclasses the project's base error (``corpus.errors.NewsdeskError``, at
+the bottom layer), so the CLI and the bot word these like every other error; every message
+is fit to show a person.
 """
 
 from __future__ import annotations
 
+from corpus.errors import NewsdeskError
 
-class FeedsError(Exception):
+
+class FeedsError(NewsdeskError):
     """Base class of every error raised by :mod:`corpus.feeds`."""
 
 
