@@ -89,7 +89,8 @@ class Settings(BaseSettings):
     embedding_workers: int = Field(0, ge=0, le=64)
     vector_store: Literal["auto", "flat", "hnsw", "hnsw-refine", "ivf"] = "auto"
     ann_from: int = Field(50_000, ge=1)
-    answer_threshold: float | None = None
+    answer_threshold: float | None = Field(None, ge=0.0, le=1.0)
+    answer_model: Path | None = None
     max_question_chars: int = Field(500, ge=20, le=4000)
     log_level: str = "WARNING"
 
@@ -103,7 +104,7 @@ class Settings(BaseSettings):
     def _corpus_list(cls, value: object) -> object:
         return _split_list(value)
 
-    @field_validator("data_dir", "index_dir", mode="after")
+    @field_validator("data_dir", "index_dir", "answer_model", mode="after")
     @classmethod
     def _path_from_home(cls, value: Path | None) -> Path | None:
         return None if value is None else _from_home(value)
