@@ -287,3 +287,26 @@ def test_the_checker_finds_a_cycle_in_the_table():
     looped = SAMPLE_RULES.replace("| `low` | `low` | — |", "| `low` | `low` | `top` |")
     with pytest.raises(AssertionError, match="cycle"):
         test_the_rule_table_is_layered(parse_rules(looped))
+
+
+# ---- the engine's errors carry data; the edges word them -------------------------------
+
+
+def test_an_index_error_carries_its_directory_and_the_edges_word_the_command(tmp_path):
+    import pickle
+
+    from corpus.errors import NewsdeskError as Base
+    from index.errors import IndexCorruptError, IndexMissingError, NewsdeskError
+    from newsdesk.messages import error_message
+
+    assert NewsdeskError is Base  # one base error, at the bottom
+    damaged = IndexCorruptError("The index file v1/vectors.npy is damaged.", index_dir=tmp_path)
+    assert "newsdesk" not in str(damaged) and damaged.index_dir == tmp_path
+    assert error_message(damaged) == (
+        f"The index file v1/vectors.npy is damaged. Rebuild it with: newsdesk reindex "
+        f"--index {tmp_path} --corpus DIR"
+    )
+    missing = IndexMissingError(f"No index at {tmp_path}.", index_dir=tmp_path)
+    assert "Build it with: newsdesk reindex" in error_message(missing)
+    assert pickle.loads(pickle.dumps(missing)).index_dir == tmp_path  # across processes
+    assert error_message(NewsdeskError("Something else.")) == "Something else."
