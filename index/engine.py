@@ -8,10 +8,11 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
-from index.answer import AnswerExtractor
+from index.answer import AnswerExtractor, load_model
 from index.embedders.base import Embedder
 from index.errors import BadQuestionError
 from index.retriever import Mode, Retriever
@@ -59,9 +60,12 @@ class Engine:
         embedder: Embedder,
         *,
         threshold: float | None = None,
+        model_path: Path | None = None,
         max_question_chars: int = MAX_QUESTION_CHARS,
     ) -> Engine:
-        extractor = AnswerExtractor(embedder, threshold=threshold)
+        """``threshold`` and ``model_path`` default to the shipped answer model's."""
+        model = load_model(model_path) if model_path is not None else None
+        extractor = AnswerExtractor(embedder, model=model, threshold=threshold)
         return cls(index, embedder, extractor, max_question_chars)
 
     @property

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from index.answer.features import DECISION, FEATURES
+from index.answer.model import FORMAT_VERSION, AnswerModel, Calibration, Trees, save_model
 from index.embedders.hashing import HashingEmbedder
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,16 +42,78 @@ class HeuristicModel:
         return float(decision[DECISION.index("best")])
 
 
-@pytest.fixture(autouse=True)
-def quote_whatever_is_best(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
-    """Outside the real-model tests, answer at threshold 0 (NEWSDESK_ANSWER_THRESHOLD).
+def _staircase(column: int, steps: int = 256) -> Trees:
+    """One tree whose leaves give logit(x) for x = the middle of each of ``steps`` equal
+    bins of column ``column`` over [0, 1]: a tree-shaped stand-in for "the score is x"."""
+    feature: list[int] = []
+    threshold: list[float] = []
+    left: list[int] = []
+    right: list[int] = []
+    value: list[float] = []
 
-    The fitted answer model was calibrated on the real embedding model's features; over
-    the hashing embedder its confidence means nothing, so the tests that check plumbing
-    (CLI, bot, alerts) quote the best sentence whatever its confidence. Tests of declining
-    use the real model (tests/test_answer_quality.py) or the fake one (HeuristicModel)."""
+    def node(lo: int, hi: int) -> int:
+        n = len(feature)
+        feature.append(-1)
+        threshold.append(0.0)
+        left.append(n)
+        right.append(n)
+        value.append(0.0)
+        if hi - lo == 1:
+            mid = min(max((lo + 0.5) / steps, 1e-4), 1 - 1e-4)
+            value[n] = float(np.log(mid / (1 - mid)))
+            return n
+        half = (lo + hi) // 2
+        feature[n], threshold[n] = column, half / steps
+        left[n], right[n] = node(lo, half), node(half, hi)
+        return n
+
+    node(0, steps)
+    depth = int(np.log2(steps))
+    return Trees(
+        *(np.asarray(a, t) for a, t in ((feature, np.int32), (threshold, np.float64))),
+        *(np.asarray(a, np.int32) for a in (left, right)),
+        np.asarray(value, np.float64),
+        np.zeros(1, np.int32),
+        depth,
+    )
+
+
+def heuristic_model(threshold: float = 0.56) -> AnswerModel:
+    """The fake model as a real model file: sentence score = the first extractor's
+    hand-set score, confidence = the best sentence's score (0.56 was its threshold)."""
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "features": list(FEATURES),
+        "decision_features": list(DECISION),
+        "fake": "tests/conftest.py heuristic_model",
+    }
+    return AnswerModel(
+        _staircase(FEATURES.index("heuristic")),
+        _staircase(DECISION.index("best")),
+        Calibration(1.0, 0.0),
+        threshold,
+        manifest,
+    )
+
+
+@pytest.fixture(scope="session")
+def heuristic_model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("answer-model") / "heuristic.json"
+    save_model(heuristic_model(), path)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def answer_with_the_heuristic(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, heuristic_model_file: Path
+):
+    """Outside the real-model tests, the engine answers with the heuristic model file
+    (NEWSDESK_ANSWER_MODEL). The fitted model was trained on the real embedding model's
+    features; over the hashing embedder its scores mean nothing, so the tests of the CLI,
+    the bot and alerts run on the fake, which behaves like the first extractor did. The
+    fitted model has tests of its own (tests/test_answer_model.py, test_answer_quality.py)."""
     if request.node.get_closest_marker("model") is None:
-        monkeypatch.setenv("NEWSDESK_ANSWER_THRESHOLD", "0")
+        monkeypatch.setenv("NEWSDESK_ANSWER_MODEL", str(heuristic_model_file))
 
 
 @pytest.fixture

@@ -108,7 +108,8 @@ def test_answering_imports_neither_bm25s_nor_scipy(small_corpus: Path, tmp_path:
         "from index.embedders.hashing import HashingEmbedder\n"
         "from index.engine import Engine\n"
         "from index.store import load_index\n"
-        f"engine = Engine.create(load_index({str(tmp_path / 'idx')!r}), HashingEmbedder(256))\n"
+        f"engine = Engine.create(load_index({str(tmp_path / 'idx')!r}), HashingEmbedder(256),"
+        " threshold=0.0)\n"
         "answer = engine.ask('how many troops are stationed there?')\n"
         "heavy = [m for m in ('bm25s', 'scipy', 'torch') if m in sys.modules]\n"
         "print(answer.answered, heavy)"
@@ -136,14 +137,14 @@ def test_ask_prefers_the_article_a_reply_is_about(small_corpus: Path, tmp_path: 
 
 
 def test_a_digest_reply_reads_all_its_articles_and_falls_back_to_the_archive(
-    small_corpus: Path, tmp_path: Path
+    small_corpus: Path, tmp_path: Path, heuristic_model_file: Path
 ):
     from index.embedders.hashing import HashingEmbedder
     from index.engine import Engine
 
     embedder = HashingEmbedder(256)
     reindex([small_corpus], tmp_path / "idx", embedder)
-    engine = Engine.create(load_index(tmp_path / "idx"), embedder, threshold=0.0)
+    engine = Engine.create(load_index(tmp_path / "idx"), embedder, model_path=heuristic_model_file)
     both = ["sport/match.txt", "tca/base.txt"]
     answer = engine.ask("how many troops are stationed there?", prefer_doc_ids=both)
     assert answer.passage is not None and answer.passage.doc_id == "tca/base.txt"
