@@ -1,4 +1,5 @@
-"""Composing the Application: handlers, services at post_init, the index watcher, plugins."""
+"""Composing the Application: handlers, services at post_init, the index watcher (a JobQueue
+job), plugins, and the typed context (``bot.context``)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from telegram import BotCommand, BotCommandScopeChat, Update
 from telegram.error import TelegramError
 from telegram.ext import (
     AIORateLimiter,
-    Application,
     ApplicationBuilder,
     CallbackQueryHandler,
     CommandHandler,
@@ -23,6 +23,7 @@ from telegram.ext import (
 )
 
 from bot import handlers as h
+from bot.context import CONTEXT_TYPES, App, BotContext, jobs
 from bot.format import COMMANDS
 from bot.plugins import BotPlugin
 from bot.services import BotServices
@@ -31,9 +32,8 @@ from newsdesk.settings import BotSettings
 
 log = logging.getLogger(__name__)
 
-App = Application[Any, Any, Any, Any, Any, Any]
 JSONDict = dict[str, Any]
-WATCHER = "newsdesk.watcher"
+WATCHER = "newsdesk-index-watcher"
 ADMIN_ONLY = {"reindex"}
 
 
@@ -107,7 +107,7 @@ def build_application(
 
     async def post_init(app: App) -> None:
         services = await asyncio.to_thread(BotServices.open, settings, embedder)
-        app.bot_data[h.SERVICES] = services
+        app.bot_data.services = services
         for plugin in plugins:
             if plugin.on_index_swap is not None:
                 hook = plugin.on_index_swap
@@ -117,10 +117,9 @@ def build_application(
 
                 services.swap_hooks.append(on_swap)
         await register_commands(app, settings, plugins)
-        app.bot_data[h.PLUGIN_COMMANDS] = [c for plugin in plugins for c in plugin.commands]
-        app.bot_data[WATCHER] = asyncio.create_task(
-            services.watch(settings.bot_reload_interval), name="newsdesk-index-watcher"
-        )
+        app.bot_data.plugin_commands = [c for plugin in plugins for c in plugin.commands]
+        interval = settings.bot_reload_interval
+        jobs(app).run_repeating(watch_index, interval, first=interval, name=WATCHER)
         for plugin in plugins:
             if plugin.on_start is not None:
                 await plugin.on_start(app)
@@ -134,19 +133,16 @@ def build_application(
             )
 
     async def post_shutdown(app: App) -> None:
-        watcher = app.bot_data.pop(WATCHER, None)
-        if watcher is not None:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+        for job in jobs(app).get_jobs_by_name(WATCHER):
+            job.schedule_removal()
         for plugin in reversed(plugins):
             if plugin.on_stop is not None:
                 try:
                     await plugin.on_stop(app)
                 except Exception:
                     log.exception("Plugin %s failed to stop", plugin.name)
-        services = app.bot_data.pop(h.SERVICES, None)
-        if isinstance(services, BotServices):
+        services, app.bot_data.services = app.bot_data.services, None
+        if services is not None:
             services.close()
 
     builder = (
@@ -155,12 +151,14 @@ def build_application(
         .base_url(settings.telegram_base_url)
         .base_file_url(file_url_for(settings.telegram_base_url))
         .concurrent_updates(True)
+        .context_types(CONTEXT_TYPES)
         .post_init(post_init)
         .post_shutdown(post_shutdown)
     )
     if flood_limit:  # waits out Telegram's limits and retries after a 429's retry_after
         builder = builder.rate_limiter(FloodLimiter(max_retries=3))
     app: App = builder.build()
+    jobs(app)  # the JobQueue must be there (python-telegram-bot[job-queue])
     add_core_handlers(app)
     for plugin in plugins:
         if plugin.setup is not None:
@@ -168,6 +166,15 @@ def build_application(
     add_fallback_handlers(app)
     app.add_error_handler(h.on_error)
     return app
+
+
+async def watch_index(context: BotContext) -> None:
+    """The index watcher (every ``bot_reload_interval`` seconds): load a new index version
+    if there is one. The load runs as a task of its own, so a slow one is not a job still
+    running when the next tick comes; a tick during a load does nothing."""
+    services = context.bot_data.services
+    if services is not None and not services.reloading:
+        context.application.create_task(services.check_for_new_version(), name=WATCHER)
 
 
 async def register_commands(app: App, settings: BotSettings, plugins: Sequence[BotPlugin]) -> None:

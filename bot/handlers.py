@@ -24,9 +24,9 @@ from telegram import (
 )
 from telegram.constants import ChatAction, ChatType, ParseMode
 from telegram.error import BadRequest, TelegramError
-from telegram.ext import Application, ContextTypes
 
 from bot import format as fmt
+from bot.context import BotContext, get_services
 from bot.logs import describe_api_error
 from bot.services import BotServices
 from index.engine import clean_question
@@ -34,8 +34,6 @@ from index.errors import BadQuestionError, IndexBusyError, NewsdeskError
 
 log = logging.getLogger(__name__)
 
-SERVICES = "newsdesk.services"
-PLUGIN_COMMANDS = "newsdesk.plugin_commands"
 MORE = "more"
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 APOLOGY = "Sorry, something went wrong on my side. Please try again in a moment."
@@ -43,16 +41,7 @@ APOLOGY = "Sorry, something went wrong on my side. Please try again in a moment.
 # every group) and @Channel_Bot (a channel posting in a group). They are limited per chat.
 ANONYMOUS_ADMIN = 1087968824
 CHANNEL_BOT = 136817688
-Context = ContextTypes.DEFAULT_TYPE
-
-
-def get_services(source: Context | Application[Any, Any, Any, Any, Any, Any]) -> BotServices:
-    """The services built at startup, from a handler's context or the application."""
-    app = source if isinstance(source, Application) else source.application
-    services = app.bot_data.get(SERVICES)
-    if not isinstance(services, BotServices):
-        raise RuntimeError("The bot's services are not loaded (post_init has not run).")
-    return services
+Context = BotContext
 
 
 def is_admin(services: BotServices, user_id: int | None) -> bool:
@@ -328,7 +317,7 @@ async def cmd_help(update: Update, context: Context) -> None:
         services.examples,
         is_admin=is_admin(services, user.id if user else None),
         in_group=chat is not None and chat.type != ChatType.PRIVATE,
-        extra_commands=context.application.bot_data.get(PLUGIN_COMMANDS, ()),
+        extra_commands=context.bot_data.plugin_commands,
     )
     await respond(update, context, text)
 

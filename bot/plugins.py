@@ -8,7 +8,9 @@ A plugin is a ``BotPlugin``; every part is optional::
                                                        # private is a question, so a plugin
                                                        # reading free text uses group=1..
     async def on_start(app: Application) -> None:     # post_init, once the engine is loaded;
-        services = get_services(app)                   # bot.services.BotServices
+        services = get_services(app)                   # bot.context: app.bot_data is a
+        app.bot_data.put(MyService(services))          # typed BotData; a plugin keeps its
+                                                       # service there, found by its class
     async def on_index_swap(app, old, new) -> None:    # after a new index version was loaded
         ...                                            # (hot reload or /reindex): diff
                                                        # old.index.articles / new.index.articles

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,13 +17,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
-
 from bot.format import example_questions
 from bot.limits import RateLimiter
 from bot.state import QuestionStore
 from index.build import ReindexReport
 from index.embedders import Embedder
+from index.embedders.locked import LockedEmbedder
 from index.engine import Engine
 from index.store import current_version_path
 from index.types import Answer, Hit
@@ -37,21 +35,6 @@ T = TypeVar("T")
 SwapHook = Callable[[Engine, Engine], Awaitable[None]]
 STATE_FILE = "bot_state.sqlite3"
 MAX_HITS = 50
-
-
-class LockedEmbedder(Embedder):
-    """One ``embed`` at a time: Hugging Face fast tokenizers fail when used concurrently."""
-
-    def __init__(self, inner: Embedder) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self.dimension = inner.dimension
-        self.fingerprint = inner.fingerprint
-        self._lock = threading.Lock()
-
-    def embed(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
-        with self._lock:
-            return self.inner.embed(texts, batch_size=batch_size)
 
 
 def pick_examples(engine: Engine, n: int = 3) -> list[str]:
@@ -152,14 +135,16 @@ class BotServices:
                 log.exception("An index-swap hook failed")
         return True
 
-    async def watch(self, interval: float) -> None:
-        """Check for a new index version every ``interval`` seconds, forever."""
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.reload_if_changed()
-            except Exception:  # never let the watcher die
-                log.exception("Index reload check failed")
+    @property
+    def reloading(self) -> bool:
+        return self._reload_lock.locked()
+
+    async def check_for_new_version(self) -> None:
+        """``reload_if_changed`` for the index watcher (a JobQueue job): never raises."""
+        try:
+            await self.reload_if_changed()
+        except Exception:
+            log.exception("Index reload check failed")
 
     # ---- re-index ----------------------------------------------------------------------
 

@@ -35,7 +35,8 @@ sys.path.insert(0, str(REPO))
 import aiohttp  # noqa: E402
 
 from bot.app import build_application, running  # noqa: E402
-from bot.handlers import APOLOGY, get_services  # noqa: E402
+from bot.context import get_services  # noqa: E402
+from bot.handlers import APOLOGY  # noqa: E402
 from newsdesk.settings import SAMPLE_CORPUS, BotSettings  # noqa: E402
 
 TOKEN = "123:TEST"

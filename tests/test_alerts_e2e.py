@@ -18,7 +18,8 @@ import pytest
 from telegram import Bot
 from telegram.error import BadRequest
 
-from bot.alerts import ALERTS, AlertService, alerts_plugin
+from bot.alerts import alerts_plugin
+from bot.delivery import AlertService
 from bot.plugins import BotPlugin
 from index.embedders.hashing import HashingEmbedder
 from index.store import current_version_path
@@ -71,8 +72,8 @@ class AlertHarness(Harness):
 
     @property
     def alerts(self) -> AlertService:
-        service = self.app.bot_data[ALERTS]
-        assert isinstance(service, AlertService)
+        service = self.app.bot_data.get(AlertService)
+        assert service is not None
         return service
 
     def store(self) -> SubscriptionStore:
@@ -412,3 +413,16 @@ async def test_help_lists_the_alert_commands(harness: AlertHarness) -> None:
         assert "/ask" in reply.text
         for command in ("/subscribe", "/topics", "/unsubscribe"):
             assert command in reply.text
+
+
+async def test_the_watcher_and_the_alert_rounds_are_jobs_on_the_job_queue(
+    harness: AlertHarness,
+) -> None:
+    from bot.context import BotData
+
+    async with harness.bot():
+        await harness.started()
+        names = {job.name for job in harness.app.job_queue.jobs()}
+        assert {"newsdesk-index-watcher", "newsdesk-alerts-retry"} <= names
+        assert isinstance(harness.app.bot_data, BotData)
+        assert harness.app.bot_data.get(AlertService) is harness.alerts

@@ -20,7 +20,7 @@ from telegram.ext import CommandHandler
 
 from bot import format as fmt
 from bot.app import build_application, running, webhook_options
-from bot.handlers import SERVICES, get_services
+from bot.context import get_services
 from bot.plugins import BotPlugin
 from bot.services import STATE_FILE, BotServices
 from index.embedders import Embedder
@@ -348,7 +348,7 @@ async def test_plugins_add_handlers_commands_and_hooks_and_errors_get_an_apology
         await harness.say("/reindex", chat_id=ADMIN)
         await harness.server.wait_for_message(ADMIN, is_sent, timeout=30)
     assert events == ["start v000001", "swap v000001->v000002"]
-    assert SERVICES not in harness.app.bot_data  # closed at shutdown
+    assert harness.app.bot_data.services is None  # closed at shutdown
 
 
 # ---- webhook mode ------------------------------------------------------------------------

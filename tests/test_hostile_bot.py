@@ -122,7 +122,7 @@ def sender_process(data_dir: str, base_url: str, go_file: str, mode: str, lease:
     """
     from telegram import Bot
 
-    from bot.alerts import AlertService
+    from bot.delivery import AlertSender
 
     store = SubscriptionStore.in_data_dir(Path(data_dir))
 
@@ -134,9 +134,8 @@ def sender_process(data_dir: str, base_url: str, go_file: str, mode: str, lease:
                     os._exit(9)
 
                 bot = SimpleNamespace(send_message=send_and_die)  # type: ignore[assignment]
-            app = SimpleNamespace(bot=bot, running=True)
             kwargs: dict[str, Any] = {"lease": float(lease)} if lease else {}
-            service = AlertService(app, None, store, None, retry_interval=1, **kwargs)  # type: ignore[arg-type]
+            service = AlertSender(bot, store, **kwargs)
             Path(f"{go_file}.ready.{os.getpid()}").touch()
             while mode == "deliver" and not Path(go_file).exists():
                 await asyncio.sleep(0.005)
@@ -196,7 +195,7 @@ async def test_alerts_held_by_a_sender_that_died_go_out_once_its_lease_ends(
 ) -> None:
     from telegram import Bot
 
-    from bot.alerts import AlertService
+    from bot.delivery import AlertSender
 
     data = tmp_path / "data"
     store = queue_alerts(data, 1)
@@ -205,8 +204,7 @@ async def test_alerts_held_by_a_sender_that_died_go_out_once_its_lease_ends(
         await dying.communicate()
         assert dying.returncode == 9  # died inside send_message, holding the alerts
         async with Bot(TOKEN, base_url=server.base_url) as bot:
-            app = SimpleNamespace(bot=bot, running=True)
-            other = AlertService(app, None, store, None, retry_interval=1, lease=3)  # type: ignore[arg-type]
+            other = AlertSender(bot, store, lease=3)
             report = await other.deliver()
             assert report.messages == 0 and alert_messages(server) == {}  # still held
             await asyncio.sleep(3.1)

@@ -1,0 +1,33 @@
+"""An embedder that embeds one call at a time: Hugging Face fast tokenizers fail when one
+tokenizer is used by several threads at once (the bot answers on a thread pool)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+
+from index.embedders.base import Embedder
+
+
+class LockedEmbedder(Embedder):
+    """One ``embed`` at a time."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.fingerprint = inner.fingerprint
+        self._lock = threading.Lock()
+
+    @property  # type: ignore[override]
+    def dimension(self) -> int:
+        return self.inner.dimension
+
+    @property
+    def loaded(self) -> bool:
+        return bool(getattr(self.inner, "loaded", True))
+
+    def embed(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
+        with self._lock:
+            return self.inner.embed(texts, batch_size=batch_size)
