@@ -64,9 +64,12 @@ def home(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def env(small_corpus: Path, tmp_path: Path, home: Path) -> dict[str, str]:
+def env(
+    small_corpus: Path, tmp_path: Path, home: Path, heuristic_model_file: Path
+) -> dict[str, str]:
     return {
         "NEWSDESK_HOME": str(home),
+        "NEWSDESK_ANSWER_MODEL": str(heuristic_model_file),  # see tests/conftest.py
         "NEWSDESK_EMBEDDING_MODEL": "hashing",
         "NEWSDESK_DATA_DIR": str(tmp_path / "data"),
         "NEWSDESK_CORPUS_DIRS": str(small_corpus),
@@ -189,12 +192,13 @@ def test_the_default_index_is_built_on_first_use(env, tmp_path: Path):
 
 
 def test_data_dir_and_env_file_do_not_depend_on_the_current_directory(
-    small_corpus: Path, tmp_path: Path, home: Path
+    small_corpus: Path, tmp_path: Path, home: Path, heuristic_model_file: Path
 ):
     """.env is read from the home, the data dir defaults to <home>/var: a second directory
     finds the same index (no rebuild, no second model cache)."""
     (home / ".env").write_text(
         f"NEWSDESK_EMBEDDING_MODEL=hashing\nNEWSDESK_CORPUS_DIRS={small_corpus}\n"
+        f"NEWSDESK_ANSWER_MODEL={heuristic_model_file}\n"
     )
     env = {"NEWSDESK_HOME": str(home)}
     first, second = tmp_path / "first", tmp_path / "second"
