@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from corpus.article import Skipped
+from corpus.article import Article, Skipped
 from corpus.loaders import LoadOptions, load_corpus
 from index.ann import VectorStore
 from index.ann.policy import DEFAULT_ANN_FROM
@@ -19,19 +19,8 @@ from index.embedders.base import Embedder
 from index.errors import CorpusError, NewsdeskError
 from index.lexical import LexicalIndex
 from index.passages import passage_hash, passage_spans
-from index.sentence_vectors import plan_sentences
-from index.store import (
-    Change,
-    StoredArticle,
-    clean_temporaries,
-    collect_garbage,
-    current_version_path,
-    load_reusable,
-    next_version,
-    reindex_lock,
-    unchanged_version,
-    write_version,
-)
+from index.sentence_vectors import SentencePlan, SentenceVectors, plan_sentences
+from index.store import Change, IndexDir, StoredArticle
 from index.types import Passage
 
 log = logging.getLogger(__name__)
@@ -144,9 +133,25 @@ def embed_texts(
     return out[[row[text] for text in texts]] if texts else out
 
 
+@dataclass(slots=True)
+class Job:
+    """What a re-index was asked to do: the phases below read their settings from it."""
+
+    index: IndexDir
+    embedder: Embedder
+    vector_store: str = "auto"
+    batch_size: int = 32
+    progress: Progress | None = None
+    ann_from: int = ANN_FROM
+
+    @property
+    def model(self) -> tuple[str, str]:
+        return (self.embedder.name, self.embedder.fingerprint)
+
+
 def reindex(
     corpus_dirs: Sequence[Path],
-    index_dir: Path,
+    index_dir: Path | IndexDir,
     embedder: Embedder,
     *,
     vector_store: str = "auto",
@@ -160,34 +165,18 @@ def reindex(
     Passages whose title and text are unchanged keep their stored vectors; only
     new or changed ones are embedded. Nothing changed: no new version is written.
     """
-    index_dir = Path(index_dir)
-    with reindex_lock(index_dir):
-        clean_temporaries(index_dir)  # what a killed run left can fill the disk
-        return _reindex_locked(
-            corpus_dirs,
-            index_dir,
-            embedder,
-            vector_store,
-            batch_size,
-            progress,
-            ann_from,
-            corpus_options=corpus_options,
-        )
+    job = Job(IndexDir(index_dir), embedder, vector_store, batch_size, progress, ann_from)
+    with job.index.lock():
+        job.index.clean_temporaries()  # what a killed run left can fill the disk
+        return _reindex_locked(corpus_dirs, job, corpus_options)
 
 
 def _reindex_locked(
-    corpus_dirs: Sequence[Path],
-    index_dir: Path,
-    embedder: Embedder,
-    vector_store: str,
-    batch_size: int,
-    progress: Progress | None,
-    ann_from: int = ANN_FROM,
-    corpus_options: LoadOptions | None = None,
+    corpus_dirs: Sequence[Path], job: Job, corpus_options: LoadOptions | None
 ) -> ReindexReport:
-    report = ReindexReport()
+    """The phases of a re-index: load, diff, embed, build, write."""
     loaded = load_corpus(corpus_dirs, corpus_options)
-    report.skipped, report.duplicates = loaded.skipped, loaded.duplicates
+    report = ReindexReport(skipped=loaded.skipped, duplicates=loaded.duplicates)
     if not loaded.articles:
         raise CorpusError(
             "No articles found in "
@@ -195,11 +184,10 @@ def _reindex_locked(
             + (f" ({len(loaded.skipped)} files skipped)" if loaded.skipped else "")
             + ". Nothing was changed."
         )
-
     # Nothing changed (same articles, same model, intact files): stop before cutting
     # passages or loading the previous version's vectors. Never loads the embedder's model.
-    same = unchanged_version(
-        index_dir, {a.doc_id: a.content_hash for a in loaded.articles}, embedder.fingerprint
+    same = job.index.unchanged(
+        {a.doc_id: a.content_hash for a in loaded.articles}, job.embedder.fingerprint
     )
     if same is not None:
         report.version = report.previous_version = same.version
@@ -207,101 +195,209 @@ def _reindex_locked(
         report.passages = report.reused = same.passages
         return report
 
-    old_vectors: dict[str, np.ndarray] = {}
-    old_sentences: dict[str, list[tuple[int, int, np.ndarray]]] = {}
-    old_articles: dict[str, str] = {}
-    old_hashes: set[str] = set()
-    previous = current_version_path(index_dir)
-    if previous is not None:
-        try:
-            old = load_reusable(index_dir, expect_model=(embedder.name, embedder.fingerprint))
-            report.previous_version = old.version
-            old_vectors, old_sentences, old_articles = old.vectors, old.sentences, old.articles
-            old_hashes = set(old_articles.values())
-            report.damaged = old.damaged
-            report.added_checksums = not old.checksummed
-            if old.damaged:
-                log.warning("Previous index damaged, rebuilding its files: %s", old.damaged)
-        except NewsdeskError as exc:
-            log.warning("Previous index not reusable, rebuilding in full: %s", exc)
-            report.reason = str(exc)
-    report.full_rebuild = not old_articles
+    previous = load_previous(job)
+    diff = diff_articles(loaded.articles, previous)
+    embedded = embed_new(job, diff.passages, previous)
+    built = build_structures(job, diff.passages, previous, embedded)
+    report.version = write_new_version(job, diff, built, full_rebuild=previous.empty)
 
-    articles: list[StoredArticle] = []
-    passages: list[Passage] = []
-    for article in loaded.articles:
+    report.previous_version = previous.version
+    report.reason = previous.reason
+    report.damaged = previous.damaged
+    report.added_checksums = previous.added_checksums
+    report.full_rebuild = previous.empty
+    report.added, report.changed, report.removed = diff.added, diff.changed, diff.removed
+    report.unchanged = diff.unchanged
+    report.passages = len(diff.passages)
+    report.embedded = len(embedded.passages)
+    report.sentences_embedded = len(embedded.plan.todo)
+    report.reused = len(diff.passages) - len(embedded.passages)
+    return report
+
+
+# ---- 1. load: what the previous version can give ----------------------------------------
+
+
+@dataclass(slots=True)
+class Previous:
+    """The current version before this run, as far as it can be reused (``empty``: nothing,
+    a full rebuild; ``reason`` says why when there was a version)."""
+
+    version: str | None = None
+    articles: dict[str, str] = field(default_factory=dict)  # doc id -> content hash
+    vectors: dict[str, np.ndarray] = field(default_factory=dict)  # passage hash -> vector
+    sentences: dict[str, list[tuple[int, int, np.ndarray]]] = field(default_factory=dict)
+    damaged: dict[str, str] = field(default_factory=dict)  # file -> what is wrong
+    added_checksums: bool = False  # it had none: this run writes them
+    reason: str = ""
+
+    @property
+    def empty(self) -> bool:
+        return not self.articles
+
+
+def load_previous(job: Job) -> Previous:
+    """The previous version's articles and reusable vectors. One that cannot be reused
+    (another model or format, a damaged article or passage list) means a full rebuild."""
+    if job.index.current() is None:
+        return Previous()
+    try:
+        old = job.index.reusable(expect_model=job.model)
+    except NewsdeskError as exc:
+        log.warning("Previous index not reusable, rebuilding in full: %s", exc)
+        return Previous(reason=str(exc))
+    if old.damaged:
+        log.warning("Previous index damaged, rebuilding its files: %s", old.damaged)
+    return Previous(
+        old.version,
+        old.articles,
+        old.vectors,
+        old.sentences,
+        old.damaged,
+        added_checksums=not old.checksummed,
+    )
+
+
+# ---- 2. diff: the corpus against the previous version -----------------------------------
+
+
+@dataclass(slots=True)
+class Diff:
+    """The new version's articles and passages, and how they differ from the previous."""
+
+    articles: list[StoredArticle]
+    passages: list[Passage]
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    # Added articles whose content the archive never held (for alerts).
+    new: list[str] = field(default_factory=list)
+
+
+def diff_articles(corpus: Sequence[Article], previous: Previous) -> Diff:
+    """Cut every article into passages and sort the articles into added, changed, removed
+    and unchanged (by content hash)."""
+    diff = Diff([], [])
+    for article in corpus:
         stored = StoredArticle.of(article)
-        articles.append(stored)
-        for position, span in enumerate(passage_spans(article)):
-            text = article.text[span.start : span.end]
-            passages.append(
-                Passage(
-                    passage_id=len(passages),
-                    doc_id=article.doc_id,
-                    title=article.title,
-                    text=text,
-                    start=span.start,
-                    position=position,
-                    source=article.source,
-                    url=article.url,
-                    date=article.date,
-                    content_hash=passage_hash(article.title, text),
-                )
-            )
-        previous_hash = old_articles.get(article.doc_id)
+        diff.articles.append(stored)
+        diff.passages.extend(_passages_of(article, first_id=len(diff.passages)))
+        previous_hash = previous.articles.get(article.doc_id)
         if previous_hash is None:
-            report.added.append(article.doc_id)
+            diff.added.append(article.doc_id)
         elif previous_hash != stored.content_hash:
-            report.changed.append(article.doc_id)
+            diff.changed.append(article.doc_id)
         else:
-            report.unchanged += 1
-    current_ids = {a.doc_id for a in articles}
-    report.removed = sorted(d for d in old_articles if d not in current_ids)
-    report.passages = len(passages)
+            diff.unchanged += 1
+    current_ids = {a.doc_id for a in diff.articles}
+    diff.removed = sorted(d for d in previous.articles if d not in current_ids)
+    old_hashes = set(previous.articles.values())
+    hashes = {a.doc_id: a.content_hash for a in diff.articles}
+    diff.new = [d for d in diff.added if hashes[d] not in old_hashes]
+    return diff
 
-    to_embed = [p for p in passages if p.content_hash not in old_vectors]
-    sentence_plan = plan_sentences(passages, lambda p: old_sentences.get(p.content_hash))
-    texts = [p.embedding_text() for p in to_embed] + [text for _, text in sentence_plan.todo]
-    vectors = embed_texts(embedder, texts, batch_size=batch_size, progress=progress)
+
+def _passages_of(article: Article, *, first_id: int) -> list[Passage]:
+    passages = []
+    for position, span in enumerate(passage_spans(article)):
+        text = article.text[span.start : span.end]
+        passages.append(
+            Passage(
+                passage_id=first_id + position,
+                doc_id=article.doc_id,
+                title=article.title,
+                text=text,
+                start=span.start,
+                position=position,
+                source=article.source,
+                url=article.url,
+                date=article.date,
+                content_hash=passage_hash(article.title, text),
+            )
+        )
+    return passages
+
+
+# ---- 3. embed: only the texts the previous version has no vector for ---------------------
+
+
+@dataclass(slots=True)
+class Embedded:
+    """The vectors of new passages and new sentences (the others are reused)."""
+
+    passages: list[Passage]  # the passages embedded
+    vectors: dict[str, np.ndarray]  # their content hash -> vector
+    plan: SentencePlan  # every sentence: reused or embedded
+    sentence_vectors: np.ndarray  # the vectors of ``plan.todo``, in order
+
+
+def embed_new(job: Job, passages: list[Passage], previous: Previous) -> Embedded:
+    """Embed, in one job, the passages and sentences the previous version has no vector for."""
+    to_embed = [p for p in passages if p.content_hash not in previous.vectors]
+    plan = plan_sentences(passages, lambda p: previous.sentences.get(p.content_hash))
+    texts = [p.embedding_text() for p in to_embed] + [text for _, text in plan.todo]
+    vectors = embed_texts(job.embedder, texts, batch_size=job.batch_size, progress=job.progress)
     fresh = vectors[: len(to_embed)]
-    new_vectors = {p.content_hash: v for p, v in zip(to_embed, fresh, strict=True)}
-    sentences = sentence_plan.finish(vectors[len(to_embed) :], embedder.dimension)
-    report.embedded = len(to_embed)
-    report.sentences_embedded = len(sentence_plan.todo)
-    report.reused = len(passages) - len(to_embed)
+    by_hash = {p.content_hash: v for p, v in zip(to_embed, fresh, strict=True)}
+    return Embedded(to_embed, by_hash, plan, vectors[len(to_embed) :])
 
-    matrix = np.zeros((len(passages), embedder.dimension), dtype=np.float32)
+
+# ---- 4. build: the vector store, BM25 and the sentence vectors ---------------------------
+
+
+@dataclass(slots=True)
+class Built:
+    """The new version's search structures, ready to write."""
+
+    matrix: np.ndarray  # row = passage id
+    store: VectorStore
+    lexical: LexicalIndex
+    sentences: SentenceVectors
+
+
+def build_structures(
+    job: Job, passages: list[Passage], previous: Previous, embedded: Embedded
+) -> Built:
+    """Assemble the passage matrix (new vectors, else reused ones) and build on it."""
+    dimension = job.embedder.dimension
+    sentences = embedded.plan.finish(embedded.sentence_vectors, dimension)
+    matrix = np.zeros((len(passages), dimension), dtype=np.float32)
     for passage in passages:
-        vector = new_vectors.get(passage.content_hash)
-        matrix[passage.passage_id] = old_vectors[passage.content_hash] if vector is None else vector
-    store = choose_store(vector_store, embedder.dimension, len(passages), ann_from)
+        vector = embedded.vectors.get(passage.content_hash)
+        matrix[passage.passage_id] = (
+            previous.vectors[passage.content_hash] if vector is None else vector
+        )
+    store = choose_store(job.vector_store, dimension, len(passages), job.ann_from)
     store.add(np.arange(len(passages), dtype=np.int64), matrix)
     lexical = LexicalIndex.build([p.embedding_text() for p in passages])
+    return Built(matrix, store, lexical, sentences)
 
-    # Only articles whose content the archive never held count as new (for alerts).
-    hashes = {a.doc_id: a.content_hash for a in articles}
-    fresh = [d for d in report.added if hashes[d] not in old_hashes]
-    version = next_version(index_dir)
+
+# ---- 5. write: the version, its change log entry, the swap ------------------------------
+
+
+def write_new_version(job: Job, diff: Diff, built: Built, *, full_rebuild: bool) -> str:
+    """Write the new version, log it, make it current, drop old versions; its name."""
+    version = job.index.next_version()
     change = Change(
         version=version,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        added=[] if report.full_rebuild else fresh,
-        changed=report.changed,
-        removed=report.removed,
-        full_rebuild=report.full_rebuild,
+        added=[] if full_rebuild else diff.new,
+        changed=diff.changed,
+        removed=diff.removed,
+        full_rebuild=full_rebuild,
     )
-    write_version(
-        index_dir,
+    job.index.write_version(
         version=version,
-        model=(embedder.name, embedder.fingerprint),
-        articles=articles,
-        passages=passages,
-        vectors=matrix,
-        store=store,
-        lexical=lexical,
-        sentences=sentences,
+        model=job.model,
+        articles=diff.articles,
+        passages=diff.passages,
+        vectors=built.matrix,
+        store=built.store,
+        lexical=built.lexical,
+        sentences=built.sentences,
         change=change,
     )
-    collect_garbage(index_dir)
-    report.version = version
-    return report
+    job.index.collect_garbage()
+    return version

@@ -1,5 +1,10 @@
 """The index on disk: versioned directories, a manifest, an atomic swap, a change log.
 
+``IndexDir`` is one index directory: it owns its path and everything done under it
+(the current version, loading, writing a version, the change log, the lock, cleaning
+up), and words every error with that path. The module-level ``load_index``,
+``current_version_path`` and ``read_changes`` are thin shortcuts for its callers.
+
 Layout of an index directory::
 
     <index>/current            symlink -> versions/<version>, replaced atomically by rename
@@ -46,7 +51,6 @@ import numpy as np
 from corpus.article import Article
 from index.ann import FaissStore, VectorStore
 from index.errors import (
-    REBUILD_HINT,
     IndexBusyError,
     IndexCorruptError,
     IndexMismatchError,
@@ -174,8 +178,8 @@ class LoadedIndex:
                 self._matrix = load_vectors(self.path)
             except (OSError, ValueError) as exc:  # changed since the version was loaded
                 raise IndexCorruptError(
-                    f"The index file {self.path / VECTORS} could not be read ({exc}). "
-                    + _hint(self.path.parent.parent)
+                    f"The index file {self.path / VECTORS} could not be read ({exc}).",
+                    index_dir=self.path.parent.parent,
                 ) from exc
         return self._matrix
 
@@ -183,37 +187,7 @@ class LoadedIndex:
         return self.articles[doc_id].text
 
 
-def _hint(index_dir: Path) -> str:
-    return REBUILD_HINT.format(index=index_dir)
-
-
-def current_version_path(index_dir: Path) -> Path | None:
-    """The version directory ``current`` points at, or None when there is no index."""
-    link = index_dir / "current"
-    if not link.is_symlink():
-        return None
-    return (index_dir / os.readlink(link)).resolve()
-
-
-def read_manifest(version_dir: Path, index_dir: Path) -> Manifest:
-    try:
-        data = json.loads((version_dir / MANIFEST).read_text())
-        manifest = Manifest.from_dict(data)
-    except FileNotFoundError as exc:
-        raise IndexCorruptError(
-            f"The index at {index_dir} has no manifest ({version_dir / MANIFEST}). "
-            + _hint(index_dir)
-        ) from exc
-    except (ValueError, KeyError, TypeError) as exc:
-        raise IndexCorruptError(
-            f"The manifest {version_dir / MANIFEST} is unreadable ({exc}). " + _hint(index_dir)
-        ) from exc
-    if manifest.format_version != FORMAT_VERSION:
-        raise IndexMismatchError(
-            f"The index at {index_dir} has format {manifest.format_version}; this Newsdesk "
-            f"reads format {FORMAT_VERSION}. " + _hint(index_dir)
-        )
-    return manifest
+# ---- checking one version's files (no index directory involved) ------------------------
 
 
 def _stat_key(st: os.stat_result) -> list[int]:
@@ -273,196 +247,6 @@ def damaged_files(version_dir: Path, manifest: Manifest) -> dict[str, str]:
     return problems
 
 
-def _damage_message(version_dir: Path, problems: dict[str, str], index_dir: Path) -> str:
-    name, what = next(iter(problems.items()))
-    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-    damaged = "" if what == "is missing" else ": it is damaged"
-    return f"The index file {version_dir / name} {what}{damaged}{more}. " + _hint(index_dir)
-
-
-def _check_files(version_dir: Path, manifest: Manifest, index_dir: Path) -> None:
-    problems = damaged_files(version_dir, manifest)
-    if problems:
-        raise IndexCorruptError(_damage_message(version_dir, problems, index_dir))
-
-
-def _check_model(manifest: Manifest, expect_model: tuple[str, str] | None, index_dir: Path) -> None:
-    if expect_model and expect_model[1] != manifest.model_fingerprint:
-        raise IndexMismatchError(
-            f"The index at {index_dir} was built with model {manifest.model_name!r} "
-            f"(fingerprint {manifest.model_fingerprint[:12]}), but the configured model is "
-            f"{expect_model[0]!r} (fingerprint {expect_model[1][:12]}). " + _hint(index_dir)
-        )
-
-
-def _read_jsonl(path: Path, index_dir: Path) -> Iterator[dict]:
-    try:
-        with path.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                try:
-                    yield json.loads(line)
-                except ValueError as exc:
-                    raise IndexCorruptError(
-                        f"The index file {path} is damaged at line {lineno}. " + _hint(index_dir)
-                    ) from exc
-    except UnicodeDecodeError as exc:
-        raise IndexCorruptError(f"The index file {path} is damaged. " + _hint(index_dir)) from exc
-
-
-def load_index(
-    index_dir: Path,
-    *,
-    expect_model: tuple[str, str] | None = None,
-    version_dir: Path | None = None,
-) -> LoadedIndex:
-    """Load the current version (or ``version_dir``), checking it against its manifest.
-
-    ``expect_model`` is (name, fingerprint) of the embedder that will query the
-    index; a different fingerprint raises IndexMismatchError.
-    """
-    index_dir = Path(index_dir)
-    version_dir = version_dir or current_version_path(index_dir)
-    if version_dir is None:
-        raise IndexMissingError(f"No index at {index_dir}. " + _hint(index_dir))
-    if not version_dir.is_dir():
-        raise IndexCorruptError(
-            f"The index at {index_dir} points at {version_dir}, which does not exist. "
-            + _hint(index_dir)
-        )
-    manifest = read_manifest(version_dir, index_dir)
-    _check_model(manifest, expect_model, index_dir)
-    _check_files(version_dir, manifest, index_dir)  # verify, then read (or map)
-    articles = {
-        row["doc_id"]: StoredArticle(**row)
-        for row in _read_jsonl(version_dir / ARTICLES, index_dir)
-    }
-    passages = [Passage(**row) for row in _read_jsonl(version_dir / PASSAGES, index_dir)]
-    if len(passages) != manifest.passages or len(articles) != manifest.articles:
-        raise IndexCorruptError(
-            f"The index at {version_dir} holds {len(articles)} articles and {len(passages)} "
-            f"passages, the manifest says {manifest.articles} and {manifest.passages}. "
-            + _hint(index_dir)
-        )
-    try:
-        vectors = FaissStore.load(version_dir)
-        lexical = LexicalIndex.load(version_dir)
-        sentences = SentenceVectors.load(version_dir)
-    except Exception as exc:
-        raise IndexCorruptError(
-            f"The index at {version_dir} could not be read ({exc}). " + _hint(index_dir)
-        ) from exc
-    if vectors.size != len(passages):
-        raise IndexCorruptError(
-            f"The vector store at {version_dir} holds {vectors.size} vectors for "
-            f"{len(passages)} passages. " + _hint(index_dir)
-        )
-    if sentences is not None and (
-        sentences.vectors.shape[0] != sentences.spans.shape[0]
-        or (len(sentences.spans) and int(sentences.spans[:, 0].max()) >= len(passages))
-    ):
-        raise IndexCorruptError(
-            f"The sentence vectors at {version_dir} do not fit its passages. " + _hint(index_dir)
-        )
-    return LoadedIndex(version_dir, manifest, articles, passages, vectors, lexical, sentences)
-
-
-def unchanged_version(
-    index_dir: Path, article_hashes: dict[str, str], fingerprint: str
-) -> Manifest | None:
-    """The current version's manifest if it holds exactly these articles (doc id -> content
-    hash), built with this model fingerprint, and its files are intact (checksums verified);
-    else None. A version without checksums is never "unchanged": a re-index rewrites it."""
-    version_dir = current_version_path(Path(index_dir))
-    if version_dir is None or not version_dir.is_dir():
-        return None
-    try:
-        manifest = read_manifest(version_dir, index_dir)
-        if manifest.model_fingerprint != fingerprint or manifest.articles != len(article_hashes):
-            return None
-        if not manifest.checksums or damaged_files(version_dir, manifest):
-            return None
-        stored = {
-            row["doc_id"]: row["content_hash"]
-            for row in _read_jsonl(version_dir / ARTICLES, index_dir)
-        }
-    except (NewsdeskError, KeyError, TypeError):
-        return None
-    return manifest if stored == article_hashes else None
-
-
-@dataclass(slots=True)
-class Reusable:
-    """What a re-index can take over from the current version, keyed by content hash."""
-
-    version: str
-    articles: dict[str, str]  # doc id -> content hash
-    vectors: dict[str, np.ndarray]  # passage content hash -> vector
-    sentences: dict[str, list[tuple[int, int, np.ndarray]]]  # ... -> (start, end, vector)
-    damaged: dict[str, str]  # file -> what is wrong: not reused, rebuilt by this run
-    checksummed: bool  # False: written before checksums, its files could not be verified
-
-
-def load_reusable(index_dir: Path, *, expect_model: tuple[str, str]) -> Reusable:
-    """The current version's articles and stored vectors, for a re-index to reuse.
-
-    Verifies the files first. A damaged article or passage list, another model or format
-    raise (a full rebuild); damaged vectors or sentence vectors are left out (their texts
-    are embedded again); the FAISS and BM25 files are not read at all (always rebuilt).
-    """
-    index_dir = Path(index_dir)
-    version_dir = current_version_path(index_dir)
-    if version_dir is None:
-        raise IndexMissingError(f"No index at {index_dir}. " + _hint(index_dir))
-    if not version_dir.is_dir():
-        raise IndexCorruptError(
-            f"The index at {index_dir} points at {version_dir}, which does not exist. "
-            + _hint(index_dir)
-        )
-    manifest = read_manifest(version_dir, index_dir)
-    _check_model(manifest, expect_model, index_dir)
-    damaged = damaged_files(version_dir, manifest)
-    lists = {name: what for name, what in damaged.items() if name in (ARTICLES, PASSAGES)}
-    if lists:
-        raise IndexCorruptError(_damage_message(version_dir, lists, index_dir))
-    try:
-        articles = {
-            row["doc_id"]: row["content_hash"]
-            for row in _read_jsonl(version_dir / ARTICLES, index_dir)
-        }
-        passages = [Passage(**row) for row in _read_jsonl(version_dir / PASSAGES, index_dir)]
-    except (KeyError, TypeError) as exc:
-        raise IndexCorruptError(
-            f"The index at {version_dir} could not be read ({exc}). " + _hint(index_dir)
-        ) from exc
-    if len(passages) != manifest.passages or len(articles) != manifest.articles:
-        raise IndexCorruptError(
-            f"The index at {version_dir} holds {len(articles)} articles and {len(passages)} "
-            f"passages, the manifest says {manifest.articles} and {manifest.passages}. "
-            + _hint(index_dir)
-        )
-    vectors: dict[str, np.ndarray] = {}
-    if VECTORS not in damaged:
-        try:
-            matrix = load_vectors(version_dir)
-            if matrix.ndim != 2 or matrix.shape[0] != len(passages):
-                raise ValueError(f"{matrix.shape[0]} rows for {len(passages)} passages")
-            vectors = {p.content_hash: matrix[p.passage_id] for p in passages}
-        except (OSError, ValueError) as exc:
-            damaged[VECTORS] = f"could not be read ({exc})"
-    sentences: dict[str, list[tuple[int, int, np.ndarray]]] = {}
-    if SENTENCE_SPANS not in damaged and SENTENCE_VECTORS not in damaged:
-        try:
-            stored = SentenceVectors.load(version_dir)
-            if stored is not None:
-                _check_sentences(stored, len(passages))
-                sentences = {p.content_hash: stored.of_passage(p.passage_id) for p in passages}
-        except (OSError, ValueError, IndexError) as exc:
-            damaged[SENTENCE_VECTORS] = f"could not be read ({exc})"
-    return Reusable(
-        manifest.version, articles, vectors, sentences, damaged, bool(manifest.checksums)
-    )
-
-
 def _check_sentences(sentences: SentenceVectors, passages: int) -> None:
     spans = sentences.spans
     if (
@@ -478,7 +262,19 @@ def load_vectors(version_dir: Path) -> np.ndarray:
     return load_npy(version_dir / VECTORS)
 
 
-# ---- the change log ----------------------------------------------------------------------
+@dataclass(slots=True)
+class Reusable:
+    """What a re-index can take over from the current version, keyed by content hash."""
+
+    version: str
+    articles: dict[str, str]  # doc id -> content hash
+    vectors: dict[str, np.ndarray]  # passage content hash -> vector
+    sentences: dict[str, list[tuple[int, int, np.ndarray]]]  # ... -> (start, end, vector)
+    damaged: dict[str, str]  # file -> what is wrong: not reused, rebuilt by this run
+    checksummed: bool  # False: written before checksums, its files could not be verified
+
+
+# ---- the change log's text ---------------------------------------------------------------
 
 _DECODER = json.JSONDecoder()
 _ENTRY_START = '{"version"'
@@ -514,70 +310,14 @@ def _parse_changes(text: str) -> list[tuple[str, Change]]:
     return out
 
 
-def read_changes(index_dir: Path) -> list[Change]:
-    path = Path(index_dir) / CHANGES
-    if not path.is_file():
-        return []
-    return [change for _, change in _parse_changes(_read_text(path))]
-
-
 def _read_text(path: Path) -> str:
     return path.read_bytes().decode("utf-8", errors="replace")
 
 
-def append_change(index_dir: Path, change: Change) -> None:
-    """Add ``change`` to the log: the whole log is written aside and renamed over the old
-    one, so readers and a crash see either the old log or the new one, never a torn line.
-    (A torn line left by an older Newsdesk is dropped on the way.)"""
-    path = index_dir / CHANGES
-    lines = [line for line, _ in _parse_changes(_read_text(path))] if path.is_file() else []
-    lines.append(json.dumps(asdict(change)))
-    tmp = index_dir / f"{CHANGES}.tmp-{os.getpid()}"
-    try:
-        with tmp.open("w", encoding="utf-8") as fh:
-            fh.write("\n".join(lines) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        _remove(tmp)
-        raise
-    _fsync_dir(index_dir, strict=False)
-
-
-# ---- writing a version -------------------------------------------------------------------
+# ---- files on disk -----------------------------------------------------------------------
 
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 _READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
-
-
-def write_error(exc: OSError, index_dir: Path) -> IndexWriteError:
-    """A failed write as one line a person can act on ("disk full", "read-only")."""
-    if isinstance(exc, IndexWriteError):
-        return exc
-    reason = exc.strerror or str(exc) or type(exc).__name__
-    where = f"{exc.filename}: {reason}" if exc.filename else reason
-    if exc.errno in _DISK_FULL:
-        what, advice = "disk full", "free some space, then re-index again"
-    elif exc.errno in _READ_ONLY:
-        what, advice = "read-only", "make the folder writable for this user or index elsewhere"
-    else:
-        what, advice = "the write failed", "re-index again once the cause is fixed"
-    message = (
-        f"Cannot write the index at {index_dir}: {what} ({where}). Nothing was changed; {advice}."
-    )
-    error = IndexWriteError(" ".join(message.split()))  # one line, whatever the path holds
-    error.errno = exc.errno
-    return error
-
-
-@contextmanager
-def _writing(index_dir: Path) -> Iterator[None]:
-    """Turn a failed write in this block into IndexWriteError."""
-    try:
-        yield
-    except OSError as exc:
-        raise write_error(exc, index_dir) from exc
 
 
 def _remove(path: Path) -> None:
@@ -592,79 +332,25 @@ def _remove(path: Path) -> None:
         log.warning("Could not remove %s: %s", path, exc)
 
 
-def next_version(index_dir: Path) -> str:
-    versions = index_dir / "versions"
-    numbers = [0]
-    if versions.is_dir():
-        for child in versions.iterdir():
-            if child.name.startswith("v") and child.name[1:].isdigit():
-                numbers.append(int(child.name[1:]))
-    return f"v{max(numbers) + 1:06d}"
-
-
-def write_version(
-    index_dir: Path,
-    *,
-    version: str,
-    model: tuple[str, str],
-    articles: list[StoredArticle],
-    passages: list[Passage],
-    vectors: np.ndarray,
-    store: VectorStore,
-    lexical: LexicalIndex,
-    change: Change,
-    sentences: SentenceVectors | None = None,
-) -> Path:
-    """Write a complete version beside the others, log it, then swap ``current`` to it.
-
-    Any failure removes what this call wrote (the version, unless it is already in the
-    change log) and leaves ``current`` as it was; a failed write (a full disk, a read-only
-    folder) raises IndexWriteError.
-    """
-    versions = index_dir / "versions"
-    tmp = versions / f".tmp-{version}-{os.getpid()}"
-    final = versions / version
-    logged = False
+def _fsync_dir(path: Path, *, strict: bool = True) -> None:
     try:
-        with _writing(index_dir):
-            versions.mkdir(parents=True, exist_ok=True)
-            _remove(tmp)
-            tmp.mkdir()
-            _write_files(tmp, articles, passages, vectors, store, lexical, sentences)
-            files = {
-                str(p.relative_to(tmp)): p.stat().st_size
-                for p in sorted(tmp.rglob("*"))
-                if p.is_file()
-            }
-            checksums = {name: file_checksum(tmp / name) for name in files}
-            manifest = Manifest(
-                format_version=FORMAT_VERSION,
-                version=version,
-                created_at=change.created_at,
-                model_name=model[0],
-                model_fingerprint=model[1],
-                dimension=int(vectors.shape[1]) if vectors.ndim == 2 else 0,
-                articles=len(articles),
-                passages=len(passages),
-                vector_store=store.kind,
-                files=files,
-                checksums=checksums,
-            )
-            (tmp / MANIFEST).write_text(json.dumps(asdict(manifest), indent=2))
-            # Hashed from the disk just now: the first load need not hash them again.
-            stats = {name: _stat_key((tmp / name).stat()) for name in files}
-            _write_stamp(tmp, {"checksums": checksums, "files": stats})
-            _fsync_tree(tmp)
-            os.rename(tmp, final)
-            append_change(index_dir, change)
-            logged = True
-            swap_current(index_dir, final)
-    except BaseException:
-        _remove(tmp)
-        if not logged and final.is_dir() and current_version_path(index_dir) != final:
-            _remove(final)  # never logged, never current: the name is free again
-        raise
-    return final
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        if strict:
+            raise
+        log.warning("Could not flush %s to disk: %s", path, exc)
+
+
+def _fsync_tree(root: Path) -> None:
+    for path in root.rglob("*"):
+        if path.is_file():
+            with path.open("rb") as fh:
+                os.fsync(fh.fileno())
+    _fsync_dir(root)
 
 
 def _write_files(
@@ -689,88 +375,454 @@ def _write_files(
         sentences.save(directory)
 
 
-def swap_current(index_dir: Path, version_dir: Path) -> None:
-    link_tmp = index_dir / f".current-{os.getpid()}"
-    try:
-        _remove(link_tmp)
-        os.symlink(os.path.relpath(version_dir, index_dir), link_tmp)
-        os.replace(link_tmp, index_dir / "current")
-    except BaseException:
-        _remove(link_tmp)
-        raise
-    _fsync_dir(index_dir, strict=False)  # the swap is done: a failed flush must not undo it
+# ---- the index directory -----------------------------------------------------------------
 
 
-def clean_temporaries(index_dir: Path) -> None:
-    """Remove what an interrupted run left behind (a half-written version can hold most of
-    a disk). Call it holding the re-index lock: no other run is writing then."""
-    versions = index_dir / "versions"
-    leftovers = [*versions.glob(".tmp-*")] if versions.is_dir() else []
-    leftovers += [*index_dir.glob(".current-*"), *index_dir.glob(f"{CHANGES}.tmp-*")]
-    for leftover in leftovers:
-        log.info("Removing %s, left by an interrupted re-index", leftover)
-        _remove(leftover)
+@dataclass(frozen=True, slots=True)
+class IndexDir:
+    """One index directory: its versions, the ``current`` link, the change log and the lock.
 
+    Its errors name what is wrong and carry the directory (``IndexDirError.index_dir``);
+    the CLI and the bot add how to rebuild it (``newsdesk/messages.py``). Also a path-like
+    object (``os.fspath`` gives the directory), so it goes wherever a path went.
+    """
 
-def collect_garbage(index_dir: Path, keep: int = KEEP_VERSIONS) -> None:
-    """Delete old versions (and leftovers of interrupted builds), keeping the newest few."""
-    versions = index_dir / "versions"
-    current = current_version_path(index_dir)
-    done = sorted(p for p in versions.iterdir() if p.name.startswith("v"))
-    for old in done[:-keep]:
-        if old != current:
-            shutil.rmtree(old, ignore_errors=True)
-    clean_temporaries(index_dir)
+    path: Path
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
 
-def _fsync_dir(path: Path, *, strict: bool = True) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
+    def __fspath__(self) -> str:
+        return os.fspath(self.path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    @property
+    def versions(self) -> Path:
+        return self.path / "versions"
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def current(self) -> Path | None:
+        """The version directory ``current`` points at, or None when there is no index."""
+        link = self.path / "current"
+        if not link.is_symlink():
+            return None
+        return (self.path / os.readlink(link)).resolve()
+
+    def _current_or_raise(self) -> Path:
+        version_dir = self.current()
+        if version_dir is None:
+            raise IndexMissingError(f"No index at {self.path}.", index_dir=self.path)
+        return self._existing(version_dir)
+
+    def _existing(self, version_dir: Path) -> Path:
+        if not version_dir.is_dir():
+            raise IndexCorruptError(
+                f"The index at {self.path} points at {version_dir}, which does not exist.",
+                index_dir=self.path,
+            )
+        return version_dir
+
+    def manifest(self, version_dir: Path) -> Manifest:
+        """The manifest of ``version_dir`` (a version of this index), checked for format."""
         try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        if strict:
-            raise
-        log.warning("Could not flush %s to disk: %s", path, exc)
+            data = json.loads((version_dir / MANIFEST).read_text())
+            manifest = Manifest.from_dict(data)
+        except FileNotFoundError as exc:
+            raise IndexCorruptError(
+                f"The index at {self.path} has no manifest ({version_dir / MANIFEST}).",
+                index_dir=self.path,
+            ) from exc
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IndexCorruptError(
+                f"The manifest {version_dir / MANIFEST} is unreadable ({exc}).", index_dir=self.path
+            ) from exc
+        if manifest.format_version != FORMAT_VERSION:
+            raise IndexMismatchError(
+                f"The index at {self.path} has format {manifest.format_version}; this Newsdesk "
+                f"reads format {FORMAT_VERSION}.",
+                index_dir=self.path,
+            )
+        return manifest
 
+    def _check_model(self, manifest: Manifest, expect_model: tuple[str, str] | None) -> None:
+        if expect_model and expect_model[1] != manifest.model_fingerprint:
+            raise IndexMismatchError(
+                f"The index at {self.path} was built with model {manifest.model_name!r} "
+                f"(fingerprint {manifest.model_fingerprint[:12]}), but the configured model "
+                f"is {expect_model[0]!r} (fingerprint {expect_model[1][:12]}).",
+                index_dir=self.path,
+            )
 
-def _fsync_tree(root: Path) -> None:
-    for path in root.rglob("*"):
-        if path.is_file():
-            with path.open("rb") as fh:
+    def _damage_error(self, version_dir: Path, problems: dict[str, str]) -> IndexCorruptError:
+        name, what = next(iter(problems.items()))
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        damaged = "" if what == "is missing" else ": it is damaged"
+        return IndexCorruptError(
+            f"The index file {version_dir / name} {what}{damaged}{more}.", index_dir=self.path
+        )
+
+    def _read_jsonl(self, path: Path) -> Iterator[dict]:
+        try:
+            with path.open(encoding="utf-8") as fh:
+                for lineno, line in enumerate(fh, 1):
+                    try:
+                        yield json.loads(line)
+                    except ValueError as exc:
+                        raise IndexCorruptError(
+                            f"The index file {path} is damaged at line {lineno}.",
+                            index_dir=self.path,
+                        ) from exc
+        except UnicodeDecodeError as exc:
+            raise IndexCorruptError(
+                f"The index file {path} is damaged.", index_dir=self.path
+            ) from exc
+
+    def _check_counts(
+        self, version_dir: Path, manifest: Manifest, articles: int, passages: int
+    ) -> None:
+        if passages != manifest.passages or articles != manifest.articles:
+            raise IndexCorruptError(
+                f"The index at {version_dir} holds {articles} articles and {passages} "
+                f"passages, the manifest says {manifest.articles} and {manifest.passages}.",
+                index_dir=self.path,
+            )
+
+    def load(
+        self, *, expect_model: tuple[str, str] | None = None, version_dir: Path | None = None
+    ) -> LoadedIndex:
+        """Load the current version (or ``version_dir``), checking it against its manifest.
+
+        ``expect_model`` is (name, fingerprint) of the embedder that will query the
+        index; a different fingerprint raises IndexMismatchError.
+        """
+        version_dir = (
+            self._existing(version_dir) if version_dir is not None else self._current_or_raise()
+        )
+        manifest = self.manifest(version_dir)
+        self._check_model(manifest, expect_model)
+        problems = damaged_files(version_dir, manifest)  # verify, then read (or map)
+        if problems:
+            raise self._damage_error(version_dir, problems)
+        articles = {
+            row["doc_id"]: StoredArticle(**row) for row in self._read_jsonl(version_dir / ARTICLES)
+        }
+        passages = [Passage(**row) for row in self._read_jsonl(version_dir / PASSAGES)]
+        self._check_counts(version_dir, manifest, len(articles), len(passages))
+        try:
+            vectors = FaissStore.load(version_dir)
+            lexical = LexicalIndex.load(version_dir)
+            sentences = SentenceVectors.load(version_dir)
+        except Exception as exc:
+            raise IndexCorruptError(
+                f"The index at {version_dir} could not be read ({exc}).", index_dir=self.path
+            ) from exc
+        if vectors.size != len(passages):
+            raise IndexCorruptError(
+                f"The vector store at {version_dir} holds {vectors.size} vectors for "
+                f"{len(passages)} passages.",
+                index_dir=self.path,
+            )
+        if sentences is not None and (
+            sentences.vectors.shape[0] != sentences.spans.shape[0]
+            or (len(sentences.spans) and int(sentences.spans[:, 0].max()) >= len(passages))
+        ):
+            raise IndexCorruptError(
+                f"The sentence vectors at {version_dir} do not fit its passages.",
+                index_dir=self.path,
+            )
+        return LoadedIndex(version_dir, manifest, articles, passages, vectors, lexical, sentences)
+
+    def unchanged(self, article_hashes: dict[str, str], fingerprint: str) -> Manifest | None:
+        """The current version's manifest if it holds exactly these articles (doc id ->
+        content hash), built with this model fingerprint, and its files are intact
+        (checksums verified); else None. A version without checksums is never "unchanged":
+        a re-index rewrites it."""
+        version_dir = self.current()
+        if version_dir is None or not version_dir.is_dir():
+            return None
+        try:
+            manifest = self.manifest(version_dir)
+            if manifest.model_fingerprint != fingerprint or manifest.articles != len(
+                article_hashes
+            ):
+                return None
+            if not manifest.checksums or damaged_files(version_dir, manifest):
+                return None
+            stored = {
+                row["doc_id"]: row["content_hash"]
+                for row in self._read_jsonl(version_dir / ARTICLES)
+            }
+        except (NewsdeskError, KeyError, TypeError):
+            return None
+        return manifest if stored == article_hashes else None
+
+    def reusable(self, *, expect_model: tuple[str, str]) -> Reusable:
+        """The current version's articles and stored vectors, for a re-index to reuse.
+
+        Verifies the files first. A damaged article or passage list, another model or format
+        raise (a full rebuild); damaged vectors or sentence vectors are left out (their texts
+        are embedded again); the FAISS and BM25 files are not read at all (always rebuilt).
+        """
+        version_dir = self._current_or_raise()
+        manifest = self.manifest(version_dir)
+        self._check_model(manifest, expect_model)
+        damaged = damaged_files(version_dir, manifest)
+        lists = {name: what for name, what in damaged.items() if name in (ARTICLES, PASSAGES)}
+        if lists:
+            raise self._damage_error(version_dir, lists)
+        try:
+            articles = {
+                row["doc_id"]: row["content_hash"]
+                for row in self._read_jsonl(version_dir / ARTICLES)
+            }
+            passages = [Passage(**row) for row in self._read_jsonl(version_dir / PASSAGES)]
+        except (KeyError, TypeError) as exc:
+            raise IndexCorruptError(
+                f"The index at {version_dir} could not be read ({exc}).", index_dir=self.path
+            ) from exc
+        self._check_counts(version_dir, manifest, len(articles), len(passages))
+        vectors: dict[str, np.ndarray] = {}
+        if VECTORS not in damaged:
+            try:
+                matrix = load_vectors(version_dir)
+                if matrix.ndim != 2 or matrix.shape[0] != len(passages):
+                    raise ValueError(f"{matrix.shape[0]} rows for {len(passages)} passages")
+                vectors = {p.content_hash: matrix[p.passage_id] for p in passages}
+            except (OSError, ValueError) as exc:
+                damaged[VECTORS] = f"could not be read ({exc})"
+        sentences: dict[str, list[tuple[int, int, np.ndarray]]] = {}
+        if SENTENCE_SPANS not in damaged and SENTENCE_VECTORS not in damaged:
+            try:
+                stored = SentenceVectors.load(version_dir)
+                if stored is not None:
+                    _check_sentences(stored, len(passages))
+                    sentences = {p.content_hash: stored.of_passage(p.passage_id) for p in passages}
+            except (OSError, ValueError, IndexError) as exc:
+                damaged[SENTENCE_VECTORS] = f"could not be read ({exc})"
+        return Reusable(
+            manifest.version, articles, vectors, sentences, damaged, bool(manifest.checksums)
+        )
+
+    # -- the change log --------------------------------------------------------------------
+
+    def changes(self) -> list[Change]:
+        """Every version's entry in the change log, oldest first."""
+        path = self.path / CHANGES
+        if not path.is_file():
+            return []
+        return [change for _, change in _parse_changes(_read_text(path))]
+
+    def log_change(self, change: Change) -> None:
+        """Add ``change`` to the log: the whole log is written aside and renamed over the old
+        one, so readers and a crash see either the old log or the new one, never a torn
+        line. (A torn line left by an older Newsdesk is dropped on the way.)"""
+        path = self.path / CHANGES
+        lines = [line for line, _ in _parse_changes(_read_text(path))] if path.is_file() else []
+        lines.append(json.dumps(asdict(change)))
+        tmp = self.path / f"{CHANGES}.tmp-{os.getpid()}"
+        try:
+            with tmp.open("w", encoding="utf-8") as fh:
+                fh.write("\n".join(lines) + "\n")
+                fh.flush()
                 os.fsync(fh.fileno())
-    _fsync_dir(root)
-
-
-@contextmanager
-def reindex_lock(index_dir: Path) -> Iterator[None]:
-    """Hold the index's re-index lock, or raise IndexBusyError at once (IndexWriteError
-    when the folder cannot be written)."""
-    path = index_dir / ".lock"
-    with _writing(index_dir):
-        index_dir.mkdir(parents=True, exist_ok=True)
-        fh = path.open("a+")
-    try:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno in (errno.EAGAIN, errno.EACCES):
-                fh.seek(0)
-                holder = fh.read().strip() or "another process"
-                raise IndexBusyError(
-                    f"Another re-index of {index_dir} is running ({holder}). "
-                    "Wait for it to finish, then run this again."
-                ) from exc
+            os.replace(tmp, path)
+        except BaseException:
+            _remove(tmp)
             raise
-        try:  # who holds it, for the message above; a full disk must not stop the run
-            fh.seek(0)
-            fh.truncate()
-            fh.write(f"pid {os.getpid()} since {datetime.now(UTC).isoformat(timespec='seconds')}")
-            fh.flush()
+        _fsync_dir(self.path, strict=False)
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def write_error(self, exc: OSError) -> IndexWriteError:
+        """A failed write as one line a person can act on ("disk full", "read-only")."""
+        if isinstance(exc, IndexWriteError):
+            return exc
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        where = f"{exc.filename}: {reason}" if exc.filename else reason
+        if exc.errno in _DISK_FULL:
+            what, advice = "disk full", "free some space, then re-index again"
+        elif exc.errno in _READ_ONLY:
+            what, advice = (
+                "read-only",
+                "make the folder writable for this user or index elsewhere",
+            )
+        else:
+            what, advice = "the write failed", "re-index again once the cause is fixed"
+        message = (
+            f"Cannot write the index at {self.path}: {what} ({where}). "
+            f"Nothing was changed; {advice}."
+        )
+        error = IndexWriteError(" ".join(message.split()))  # one line, whatever the path holds
+        error.errno = exc.errno
+        return error
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Turn a failed write in this block into IndexWriteError."""
+        try:
+            yield
         except OSError as exc:
-            log.warning("Could not note the lock holder in %s: %s", path, exc)
-        yield
-    finally:
-        fh.close()
+            raise self.write_error(exc) from exc
+
+    def next_version(self) -> str:
+        """The name of the next version: one past the highest written so far."""
+        numbers = [0]
+        if self.versions.is_dir():
+            for child in self.versions.iterdir():
+                if child.name.startswith("v") and child.name[1:].isdigit():
+                    numbers.append(int(child.name[1:]))
+        return f"v{max(numbers) + 1:06d}"
+
+    def write_version(
+        self,
+        *,
+        version: str,
+        model: tuple[str, str],
+        articles: list[StoredArticle],
+        passages: list[Passage],
+        vectors: np.ndarray,
+        store: VectorStore,
+        lexical: LexicalIndex,
+        change: Change,
+        sentences: SentenceVectors | None = None,
+    ) -> Path:
+        """Write a complete version beside the others, log it, then swap ``current`` to it.
+
+        Any failure removes what this call wrote (the version, unless it is already in the
+        change log) and leaves ``current`` as it was; a failed write (a full disk, a
+        read-only folder) raises IndexWriteError.
+        """
+        tmp = self.versions / f".tmp-{version}-{os.getpid()}"
+        final = self.versions / version
+        logged = False
+        try:
+            with self._writing():
+                self.versions.mkdir(parents=True, exist_ok=True)
+                _remove(tmp)
+                tmp.mkdir()
+                _write_files(tmp, articles, passages, vectors, store, lexical, sentences)
+                files = {
+                    str(p.relative_to(tmp)): p.stat().st_size
+                    for p in sorted(tmp.rglob("*"))
+                    if p.is_file()
+                }
+                checksums = {name: file_checksum(tmp / name) for name in files}
+                manifest = Manifest(
+                    format_version=FORMAT_VERSION,
+                    version=version,
+                    created_at=change.created_at,
+                    model_name=model[0],
+                    model_fingerprint=model[1],
+                    dimension=int(vectors.shape[1]) if vectors.ndim == 2 else 0,
+                    articles=len(articles),
+                    passages=len(passages),
+                    vector_store=store.kind,
+                    files=files,
+                    checksums=checksums,
+                )
+                (tmp / MANIFEST).write_text(json.dumps(asdict(manifest), indent=2))
+                # Hashed from the disk just now: the first load need not hash them again.
+                stats = {name: _stat_key((tmp / name).stat()) for name in files}
+                _write_stamp(tmp, {"checksums": checksums, "files": stats})
+                _fsync_tree(tmp)
+                os.rename(tmp, final)
+                self.log_change(change)
+                logged = True
+                self.swap(final)
+        except BaseException:
+            _remove(tmp)
+            if not logged and final.is_dir() and self.current() != final:
+                _remove(final)  # never logged, never current: the name is free again
+            raise
+        return final
+
+    def swap(self, version_dir: Path) -> None:
+        """Point ``current`` at ``version_dir``, atomically (a new link renamed over it)."""
+        link_tmp = self.path / f".current-{os.getpid()}"
+        try:
+            _remove(link_tmp)
+            os.symlink(os.path.relpath(version_dir, self.path), link_tmp)
+            os.replace(link_tmp, self.path / "current")
+        except BaseException:
+            _remove(link_tmp)
+            raise
+        _fsync_dir(self.path, strict=False)  # the swap is done: a failed flush must not undo it
+
+    # -- housekeeping ----------------------------------------------------------------------
+
+    def clean_temporaries(self) -> None:
+        """Remove what an interrupted run left behind (a half-written version can hold most
+        of a disk). Call it holding the lock: no other run is writing then."""
+        leftovers = [*self.versions.glob(".tmp-*")] if self.versions.is_dir() else []
+        leftovers += [*self.path.glob(".current-*"), *self.path.glob(f"{CHANGES}.tmp-*")]
+        for leftover in leftovers:
+            log.info("Removing %s, left by an interrupted re-index", leftover)
+            _remove(leftover)
+
+    def collect_garbage(self, keep: int = KEEP_VERSIONS) -> None:
+        """Delete old versions (and leftovers of interrupted builds), keeping the newest few
+        and the current one."""
+        current = self.current()
+        done = sorted(p for p in self.versions.iterdir() if p.name.startswith("v"))
+        for old in done[:-keep]:
+            if old != current:
+                shutil.rmtree(old, ignore_errors=True)
+        self.clean_temporaries()
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the index's re-index lock, or raise IndexBusyError at once (IndexWriteError
+        when the folder cannot be written)."""
+        path = self.path / ".lock"
+        with self._writing():
+            self.path.mkdir(parents=True, exist_ok=True)
+            fh = path.open("a+")
+        try:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno in (errno.EAGAIN, errno.EACCES):
+                    fh.seek(0)
+                    holder = fh.read().strip() or "another process"
+                    raise IndexBusyError(
+                        f"Another re-index of {self.path} is running ({holder}). "
+                        "Wait for it to finish, then run this again."
+                    ) from exc
+                raise
+            try:  # who holds it, for the message above; a full disk must not stop the run
+                fh.seek(0)
+                fh.truncate()
+                since = datetime.now(UTC).isoformat(timespec="seconds")
+                fh.write(f"pid {os.getpid()} since {since}")
+                fh.flush()
+            except OSError as exc:
+                log.warning("Could not note the lock holder in %s: %s", path, exc)
+            yield
+        finally:
+            fh.close()
+
+
+# ---- shortcuts for callers that hold a path ------------------------------------------------
+
+
+def load_index(
+    index_dir: Path | IndexDir,
+    *,
+    expect_model: tuple[str, str] | None = None,
+    version_dir: Path | None = None,
+) -> LoadedIndex:
+    """``IndexDir(index_dir).load(...)``."""
+    return IndexDir(index_dir).load(expect_model=expect_model, version_dir=version_dir)
+
+
+def current_version_path(index_dir: Path | IndexDir) -> Path | None:
+    """``IndexDir(index_dir).current()``."""
+    return IndexDir(index_dir).current()
+
+
+def read_changes(index_dir: Path | IndexDir) -> list[Change]:
+    """``IndexDir(index_dir).changes()``."""
+    return IndexDir(index_dir).changes()

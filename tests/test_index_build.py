@@ -11,7 +11,8 @@ from index.build import reindex
 from index.embedders.hashing import HashingEmbedder
 from index.errors import IndexBusyError, IndexCorruptError, IndexMismatchError, IndexMissingError
 from index.sentences import sentence_spans
-from index.store import current_version_path, load_index, read_changes, reindex_lock
+from index.store import IndexDir, current_version_path, load_index, read_changes
+from newsdesk.messages import error_message
 from tests.conftest import ArticleWriter
 
 
@@ -126,16 +127,20 @@ def test_interrupted_write_leaves_no_half_version(small_corpus, tmp_path, monkey
 def test_index_built_with_another_model_is_refused(small_corpus, tmp_path, fake_embedder):
     reindex([small_corpus], tmp_path / "idx", fake_embedder)
     other = HashingEmbedder(128)
-    with pytest.raises(IndexMismatchError, match="newsdesk reindex"):
+    with pytest.raises(IndexMismatchError, match="model") as caught:
         load_index(tmp_path / "idx", expect_model=(other.name, other.fingerprint))
+    assert caught.value.index_dir == tmp_path / "idx"
+    assert "newsdesk reindex" in error_message(caught.value)
     # A re-index with the other model rebuilds everything, with the reason in the report.
     report = reindex([small_corpus], tmp_path / "idx", other)
     assert report.full_rebuild and "model" in report.reason
 
 
 def test_corrupt_and_missing_indexes_are_named(small_corpus, tmp_path, fake_embedder):
-    with pytest.raises(IndexMissingError, match="newsdesk reindex"):
+    with pytest.raises(IndexMissingError, match="No index") as caught:
         load_index(tmp_path / "nothing")
+    assert caught.value.index_dir == tmp_path / "nothing"
+    assert "newsdesk reindex" in error_message(caught.value)
     reindex([small_corpus], tmp_path / "idx", fake_embedder)
     version = current_version_path(tmp_path / "idx")
     assert version is not None
@@ -149,7 +154,7 @@ def test_corrupt_and_missing_indexes_are_named(small_corpus, tmp_path, fake_embe
 
 
 def test_second_reindex_is_refused_while_one_runs(small_corpus, tmp_path, fake_embedder):
-    with reindex_lock(tmp_path / "idx"), pytest.raises(IndexBusyError, match="Another re-index"):
+    with IndexDir(tmp_path / "idx").lock(), pytest.raises(IndexBusyError, match="Another re-index"):
         reindex([small_corpus], tmp_path / "idx", fake_embedder)
 
 
