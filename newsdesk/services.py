@@ -11,7 +11,7 @@ from index.build import ReindexReport, reindex
 from index.embedders import Embedder, load_embedder
 from index.engine import Engine
 from index.errors import NewsdeskError
-from index.store import current_version_path, load_index
+from index.store import IndexDir
 from newsdesk.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,8 @@ def open_engine(
     """Load the current index for querying; optionally build it first when there is none."""
     check_index_path(settings)
     embedder = embedder or make_embedder(settings)
-    if build_if_missing and current_version_path(settings.index_path) is None:
+    index_dir = IndexDir(settings.index_path)
+    if build_if_missing and index_dir.current() is None:
         print(
             f"No index at {settings.index_path} yet: building it from "
             + ", ".join(str(d) for d in settings.corpus_dirs)
@@ -84,7 +85,7 @@ def open_engine(
             file=sys.stderr,
         )
         run_reindex(settings, embedder)
-    index = load_index(settings.index_path, expect_model=(embedder.name, embedder.fingerprint))
+    index = index_dir.load(expect_model=(embedder.name, embedder.fingerprint))
     return Engine.create(
         index,
         embedder,
