@@ -369,7 +369,7 @@ def bench_build(
     }
 
     # 3. nothing changed: a lazy embedder must not load its model.
-    from index.embedders.models import load_embedder
+    from index.embedders.factory import load_embedder
 
     lazy = load_embedder(
         default.name, DATA_DIR, backend=BACKEND, lazy=True, purpose="bulk", workers=0
@@ -453,7 +453,7 @@ def bench_eval(
     if built_with != torch_emb.fingerprint:
         # A lossy build backend (its own fingerprint): also measure its index queried by the
         # torch-free ONNX fp32 path, the fingerprint check bypassed, to see what mixing costs.
-        from index.embedders.models import load_embedder
+        from index.embedders.factory import load_embedder
 
         onnx = load_embedder(default.name, DATA_DIR, backend="onnx")
         runs[f"{BUILD_LABEL or backend_of(default)}-built index, onnx fp32 queries (mixed)"] = (
@@ -642,7 +642,7 @@ print("TORCH", "torch" in sys.modules, file=sys.stderr)
 COLD_ASK_TORCH = """
 import json, sys
 from pathlib import Path
-from index.embedders.models import load_embedder
+from index.embedders.factory import load_embedder
 from newsdesk.cli import answer_json
 from newsdesk.services import open_engine
 from newsdesk.settings import Settings
@@ -654,7 +654,7 @@ print(json.dumps(answer_json(open_engine(settings, emb).ask({question!r}))))
 BOT_RSS = """
 import asyncio, json, sys
 from pathlib import Path
-from index.embedders.models import load_embedder
+from index.embedders.factory import load_embedder
 from bot.services import BotServices
 from newsdesk.settings import BotSettings
 settings = BotSettings()
@@ -680,7 +680,7 @@ def bench_startup(
     runs: int,
 ) -> None:
     from index.build import reindex
-    from index.embedders.models import load_embedder
+    from index.embedders.factory import load_embedder
     from newsdesk.settings import SAMPLE_CORPUS
 
     env = dict(os.environ)
@@ -839,7 +839,7 @@ def scale_worker(args: argparse.Namespace) -> None:
     """Runs in its own process: one size, all index kinds; prints one JSON line."""
     from index.ann.faiss_store import FaissStore, omp_threads
     from index.ann.policy import choose_store
-    from index.embedders.models import load_embedder
+    from index.embedders.factory import load_embedder
     from index.engine import Engine
     from index.store import LoadedIndex, load_index
 
@@ -1170,7 +1170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report.data["machine"] = machine()
     report.data["versions"] = versions()
     log(report.data["machine"])
-    from index.embedders.models import load_embedder
+    from index.embedders.factory import load_embedder
 
     dirs = corpus_dirs(args.shared, quick)
     texts, sentence_texts = passage_texts(dirs)

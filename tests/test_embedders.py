@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from index.embedders.factory import load_embedder
 from index.embedders.hashing import HashingEmbedder
 from index.embedders.lazy import LazyEmbedder
 from index.embedders.models import (
     BACKENDS,
     DEFAULT_MODEL_SHA256,
     backend_fingerprint,
-    load_embedder,
 )
 from index.embedders.onnx import (
     INT8_SUFFIX,
@@ -391,7 +391,7 @@ def test_onnx_query_path_does_not_import_torch(onnx_data_dir: Path) -> None:
     code = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from index.embedders.models import load_embedder\n"
+        "from index.embedders import load_embedder\n"
         f"e = load_embedder('all-MiniLM-L6-v2', Path({str(onnx_data_dir)!r}), backend='auto')\n"
         "v = e.embed(['when does the base lease end?'])\n"
         "print(type(e).__name__, v.shape, 'torch' in sys.modules, 'transformers' in sys.modules)"
@@ -408,7 +408,7 @@ def test_lazy_embedder_knows_its_identity_without_loading(model_data_dir: Path) 
     code = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from index.embedders.models import load_embedder\n"
+        "from index.embedders import load_embedder\n"
         f"e = load_embedder('all-MiniLM-L6-v2', Path({str(model_data_dir)!r}), lazy=True)\n"
         "names = ('torch', 'onnxruntime', 'sentence_transformers')\n"
         "heavy = [m for m in names if m in sys.modules]\n"
@@ -431,3 +431,41 @@ def test_auto_picks_by_purpose(tmp_path: Path) -> None:
     assert choose_backend("onnx-int8", model, "fp", tmp_path, "bulk") == "onnx-int8"
     with pytest.raises(ValueError, match="purpose"):
         choose_backend("auto", model, "fp", tmp_path, "batch")
+
+
+# ---- composition: one factory, wrappers beside the backends, no import cycle ---------------
+
+
+def test_the_factory_composes_lazy_pooled_and_locked_wrappers(tmp_path: Path) -> None:
+    from index.embedders.locked import LockedEmbedder
+    from index.embedders.pool import PooledEmbedder
+
+    model = _fake_model_dir(tmp_path / "m")
+    locked = load_embedder(str(model), tmp_path, lazy=True, locked=True)
+    assert isinstance(locked, LockedEmbedder) and isinstance(locked.inner, LazyEmbedder)
+    assert locked.dimension == 48 and not locked.loaded  # the model is still not loaded
+    bulk = load_embedder(str(model), tmp_path, lazy=True, purpose="bulk", workers=2, locked=True)
+    assert isinstance(bulk, LockedEmbedder) and isinstance(bulk.inner, PooledEmbedder)
+    hashing = load_embedder("hashing:32", tmp_path, locked=True)
+    assert np.allclose(hashing.embed(["a b"]), HashingEmbedder(32).embed(["a b"]))
+
+
+def test_embedder_modules_import_no_cycle() -> None:
+    """Backends and wrappers never import the factory; models imports no wrapper."""
+    import ast
+
+    folder = REPO / "index" / "embedders"
+    imports: dict[str, set[str]] = {}
+    for path in folder.glob("*.py"):
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "index.embedders."
+            ):
+                names.add(node.module.rsplit(".", 1)[1])
+        imports[path.stem] = names
+    for module, names in imports.items():
+        if module not in ("factory", "__init__"):
+            assert "factory" not in names, module
+    assert not imports["models"] & {"lazy", "pool", "locked"}
+    assert "models" not in imports["lazy"] | imports["locked"]

@@ -1,6 +1,7 @@
-"""Embedders: one backend per module behind ``Embedder``."""
+"""Embedders: one backend per module behind ``Embedder``, wrappers beside them (``lazy``,
+``pool``, ``locked``), composed by ``factory.load_embedder``."""
 
 from index.embedders.base import Embedder, normalise
-from index.embedders.models import load_embedder
+from index.embedders.factory import load_embedder
 
 __all__ = ["Embedder", "load_embedder", "normalise"]

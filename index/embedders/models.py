@@ -143,7 +143,7 @@ def can_export_onnx() -> bool:
     return all(importlib.util.find_spec(m) is not None for m in ("torch", "transformers", "onnx"))
 
 
-def _check_backend(backend: str) -> None:
+def check_backend(backend: str) -> None:
     if backend not in BACKENDS:
         raise ModelError(
             f"Unknown embedding backend {backend!r}: use one of {', '.join(BACKENDS)}."
@@ -190,7 +190,7 @@ def choose_backend(
     for ``purpose="bulk"`` (indexing), torch with bf16 autocast on a CPU with native bf16
     (~1.9x the fp32 rate there), else torch fp32, whose batch throughput measured higher
     than ONNX Runtime's on the 2-core machine. An explicit backend is returned as is."""
-    _check_backend(backend)
+    check_backend(backend)
     if purpose not in ("query", "bulk"):
         raise ValueError(f"purpose must be 'query' or 'bulk', not {purpose!r}")
     if backend != "auto":
@@ -208,67 +208,29 @@ def choose_backend(
     return "torch"
 
 
-def load_embedder(
+def load_backend(
     name: str,
     data_dir: Path,
     *,
     backend: str = "auto",
     threads: int | None = None,
-    lazy: bool = False,
     purpose: str = "query",
-    workers: int = 1,
 ) -> Embedder:
-    """Build the embedder the settings ask for. ``hashing`` is the test/demo embedder.
+    """One backend, loaded now, without wrappers (``index.embedders.factory`` adds them).
 
-    ``backend``: ``auto`` (ONNX Runtime fp32 when available, else torch), ``torch``
-    (sentence-transformers fp32), ``onnx`` (ONNX Runtime fp32 on a local export, made
-    once and cached under ``data_dir/onnx``; same vectors as torch), and the opt-in
-    lossy ones, each with its own fingerprint: ``torch-bf16`` (bf16 autocast) and
-    ``onnx-int8`` (dynamic int8 quantisation).
-    ``lazy``: return at once an embedder whose name, fingerprint and dimension are
-    known but whose model is loaded on the first ``embed`` (no torch import before).
-    ``purpose``: what ``auto`` optimises for, ``query`` or ``bulk`` (see ``choose_backend``).
-    ``workers`` (bulk only): worker processes for large jobs, 0 for one per core (up to
-    ``pool.MAX_WORKERS``), 1 for none (see ``index.embedders.pool``).
+    ``name``: ``hashing`` or ``hashing:DIM`` (the test/demo embedder), the default model, or
+    a model folder. ``backend``: ``auto`` (see ``choose_backend``), ``torch``
+    (sentence-transformers fp32), ``onnx`` (ONNX Runtime fp32 on a local export, made once
+    and cached under ``data_dir/onnx``; same vectors as torch), and the opt-in lossy ones,
+    each with its own fingerprint: ``torch-bf16`` (bf16 autocast) and ``onnx-int8``
+    (dynamic int8 quantisation).
     """
-    if name == "hashing" or name.startswith("hashing:"):
+    if is_hashing(name):
         from index.embedders.hashing import HashingEmbedder
 
-        dim = int(name.split(":", 1)[1]) if ":" in name else 256
-        return HashingEmbedder(dim)
+        return HashingEmbedder(int(name.split(":", 1)[1]) if ":" in name else 256)
     data_dir = Path(data_dir)
-    if purpose == "bulk" and workers != 1:
-        from index.embedders.pool import PooledEmbedder, WorkerSpec, plan_workers
-
-        count, per_worker = plan_workers(requested=max(0, workers))
-        if count > 1:
-            local = load_embedder(
-                name, data_dir, backend=backend, threads=threads, lazy=lazy, purpose=purpose
-            )
-            spec = WorkerSpec(name, str(data_dir.resolve()), backend, per_worker, local.fingerprint)
-            return PooledEmbedder(local, spec, workers=count)
     source, fingerprint = resolve_model(name, data_dir)
-    _check_backend(backend)
-    if lazy:
-        from index.embedders.lazy import LazyEmbedder
-
-        dimension = None
-        if isinstance(source, Path):
-            from index.embedders.onnx import model_dimension, supports_onnx
-
-            # Read from the config only for Transformer + Pooling models: after a Dense
-            # layer the output width is not the pooling width (loaded then, on first use).
-            if supports_onnx(source):
-                with contextlib.suppress(ModelError):
-                    dimension = model_dimension(source)
-        return LazyEmbedder(
-            name=name,
-            fingerprint=backend_fingerprint(fingerprint, backend),
-            dimension=dimension,
-            factory=lambda: load_embedder(
-                name, data_dir, backend=backend, threads=threads, purpose=purpose
-            ),
-        )
     chosen = choose_backend(backend, source, fingerprint, data_dir, purpose)
     if chosen in ("onnx", "onnx-int8"):
         if not isinstance(source, Path):
@@ -295,3 +257,22 @@ def load_embedder(
         precision="bf16" if chosen == "torch-bf16" else "fp32",
         threads=threads,
     )
+
+
+def is_hashing(name: str) -> bool:
+    """The hashing test/demo embedder (``hashing`` or ``hashing:DIM``): no model files."""
+    return name == "hashing" or name.startswith("hashing:")
+
+
+def known_dimension(source: Path | str) -> int | None:
+    """A local model's output width from its config files, without loading it (None when
+    it cannot be told: only Transformer + Pooling models; after a Dense layer the output
+    width is not the pooling width)."""
+    if not isinstance(source, Path):
+        return None
+    from index.embedders.onnx import model_dimension, supports_onnx
+
+    if supports_onnx(source):
+        with contextlib.suppress(ModelError):
+            return model_dimension(source)
+    return None

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from index.embedders.base import Embedder
+from index.embedders.models import load_backend
 from index.errors import ModelError
 
 DEFAULT_MIN_TEXTS = 2_000
@@ -33,7 +34,7 @@ MAX_WORKERS = 4
 
 @dataclass(frozen=True, slots=True)
 class WorkerSpec:
-    """What each worker passes to ``load_embedder``."""
+    """What each worker passes to ``models.load_backend``."""
 
     name: str
     data_dir: str
@@ -62,9 +63,7 @@ def _start_worker(spec: WorkerSpec) -> None:
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(spec.threads)
     try:
-        from index.embedders.models import load_embedder
-
-        _worker = load_embedder(
+        _worker = load_backend(
             spec.name,
             Path(spec.data_dir),
             backend=spec.backend,
