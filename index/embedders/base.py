@@ -35,6 +35,28 @@ class Embedder(ABC):
             yield self.embed(chunk, batch_size=batch_size)
 
 
+class WrappedEmbedder(Embedder):
+    """An embedder around another one (``inner``), whose name, fingerprint, dimension and
+    state it shows as its own; a wrapper changes how ``embed`` runs, never what it gives."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.fingerprint = inner.fingerprint
+
+    @property  # type: ignore[override]
+    def dimension(self) -> int:
+        return self.inner.dimension
+
+    @property
+    def loaded(self) -> bool:
+        """False while a lazy embedder inside has not loaded its model."""
+        return bool(getattr(self.inner, "loaded", True))
+
+    def embed(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
+        return self.inner.embed(texts, batch_size=batch_size)
+
+
 def normalise(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     if vectors.ndim == 1:

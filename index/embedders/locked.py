@@ -8,25 +8,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from index.embedders.base import Embedder
+from index.embedders.base import Embedder, WrappedEmbedder
 
 
-class LockedEmbedder(Embedder):
+class LockedEmbedder(WrappedEmbedder):
     """One ``embed`` at a time."""
 
     def __init__(self, inner: Embedder) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self.fingerprint = inner.fingerprint
+        super().__init__(inner)
         self._lock = threading.Lock()
-
-    @property  # type: ignore[override]
-    def dimension(self) -> int:
-        return self.inner.dimension
-
-    @property
-    def loaded(self) -> bool:
-        return bool(getattr(self.inner, "loaded", True))
 
     def embed(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
         with self._lock:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index.embedders.base import Embedder
+from index.embedders.base import Embedder, WrappedEmbedder
 from index.embedders.models import load_backend
 from index.errors import ModelError
 
@@ -86,9 +86,10 @@ def _embed_in_worker(texts: Sequence[str], batch_size: int) -> np.ndarray:
     return _worker.embed(texts, batch_size=batch_size)
 
 
-class PooledEmbedder(Embedder):
+class PooledEmbedder(WrappedEmbedder):
     """An embedder for bulk jobs: ``embed_chunks`` spreads chunks over worker processes
-    when there are at least ``min_texts`` texts; everything else goes to ``local``."""
+    when there are at least ``min_texts`` texts; everything else goes to ``local`` (the
+    wrapped embedder)."""
 
     def __init__(
         self,
@@ -98,24 +99,15 @@ class PooledEmbedder(Embedder):
         workers: int,
         min_texts: int = DEFAULT_MIN_TEXTS,
     ) -> None:
-        self.local = local
+        super().__init__(local)
         self.spec = spec
         self.workers = workers
         self.min_texts = min_texts
-        self.name = local.name
-        self.fingerprint = local.fingerprint
         self.pool_runs = 0  # how many jobs went to the pool (for tests and reports)
 
-    @property  # type: ignore[override]
-    def dimension(self) -> int:
-        return self.local.dimension
-
     @property
-    def loaded(self) -> bool:
-        return bool(getattr(self.local, "loaded", True))
-
-    def embed(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
-        return self.local.embed(texts, batch_size=batch_size)
+    def local(self) -> Embedder:
+        return self.inner
 
     def embed_chunks(
         self, chunks: Sequence[Sequence[str]], *, batch_size: int = 32
