@@ -1,9 +1,10 @@
-"""The ``newsdesk`` command: ask, reindex, eval, bot. Errors become messages here, at the edge.
+"""The ``newsdesk`` command: ask, reindex, eval, sources, fetch, bot. Errors become messages
+here, at the edge.
 
 Every error ends the command with one line on stderr and the documented exit code (0 ok,
-1 an error, 2 a bad question, bad usage or an invalid setting, 3 another re-index is
-running), never a traceback: ``NEWSDESK_LOG_LEVEL=DEBUG`` logs the traceback of an
-unexpected one.
+1 an error, 2 a bad question, bad usage (a bad source URL or name too) or an invalid
+setting, 3 another re-index or fetch round is running), never a traceback:
+``NEWSDESK_LOG_LEVEL=DEBUG`` logs the traceback of an unexpected one.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
+from corpus.feeds.errors import BadSourceError, RoundBusyError
 from index.errors import BadQuestionError, IndexBusyError, IndexMissingError, NewsdeskError
 from index.types import Answer, Hit
 from newsdesk import __version__
@@ -70,6 +72,19 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--index", type=Path, help="index directory (NEWSDESK_INDEX_DIR)")
     ev.add_argument("--details", type=Path, help="write per-question results (JSONL) here")
 
+    src = sub.add_parser("sources", help="the news sources (feeds, sitemaps) followed")
+    src_sub = src.add_subparsers(dest="action", required=True)
+    add = src_sub.add_parser("add", help="follow a feed, a sitemap or a page with a feed")
+    add.add_argument("url", help="the feed's URL (or a page that links to its feed)")
+    add.add_argument("--name", help="a short name (default: from the URL's host)")
+    src_sub.add_parser("list", help="each source's last fetch, status and article count")
+    rm = src_sub.add_parser("remove", help="stop following a source (its articles stay)")
+    rm.add_argument("source", metavar="NAME|URL", help="the source's name or URL")
+
+    fetch = sub.add_parser("fetch", help="fetch every source once, then re-index what changed")
+    fetch.add_argument("--index", type=Path, help="index directory (NEWSDESK_INDEX_DIR)")
+    fetch.add_argument("--quiet", action="store_true", help="no progress bar")
+
     sub.add_parser("bot", help="run the Telegram bot (needs NEWSDESK_TELEGRAM_TOKEN)")
     return parser
 
@@ -100,9 +115,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_reindex(settings, quiet=args.quiet)
         if args.command == "eval":
             return cmd_eval(settings, args.file, args.details)
-    except IndexBusyError as exc:
+        if args.command == "sources":
+            return cmd_sources(settings, args)
+        if args.command == "fetch":
+            return cmd_fetch(settings, quiet=args.quiet)
+    except (IndexBusyError, RoundBusyError) as exc:
         return fail(str(exc), EXIT_BUSY)
-    except BadQuestionError as exc:
+    except (BadQuestionError, BadSourceError) as exc:
         return fail(str(exc), EXIT_USAGE)
     except NewsdeskError as exc:
         return fail(error_message(exc), EXIT_ERROR)
@@ -332,29 +351,85 @@ def cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
 # ---- reindex ---------------------------------------------------------------------------
 
 
-def cmd_reindex(settings: Settings, *, quiet: bool = False) -> int:
-    from newsdesk.services import make_embedder, run_reindex
+class _Progress:
+    """The embedding progress bar of a re-index (stderr; none with --quiet)."""
 
-    bar = None
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar: Any = None
 
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        if quiet or not total:
+    def __call__(self, done: int, total: int) -> None:
+        if self.quiet or not total:
             return
-        if bar is None:
+        if self.bar is None:
             from tqdm import tqdm
 
             # passages and their sentences, each distinct text once
-            bar = tqdm(total=total, unit="text", desc="embedding", file=sys.stderr)
-        bar.update(done - bar.n)
+            self.bar = tqdm(total=total, unit="text", desc="embedding", file=sys.stderr)
+        self.bar.update(done - self.bar.n)
 
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def cmd_reindex(settings: Settings, *, quiet: bool = False) -> int:
+    from newsdesk.feeds import reindex_fetched
+    from newsdesk.services import make_embedder
+
+    progress = _Progress(quiet)
     embedder = make_embedder(settings, purpose="bulk")
     try:
-        report = run_reindex(settings, embedder, progress=progress)
+        report = reindex_fetched(settings, embedder, progress=progress)
     finally:
-        if bar is not None:
-            bar.close()
+        progress.close()
     print(report.summary(settings.index_path))
+    return 0
+
+
+# ---- sources and fetch -----------------------------------------------------------------
+
+
+def cmd_sources(settings: Settings, args: argparse.Namespace) -> int:
+    from newsdesk import feeds
+
+    if args.action == "add":
+        source = feeds.add_source(settings, args.url, args.name)
+        print(f"Following {source.name}: {source.url}")
+        print("Its articles arrive with the next round: newsdesk fetch (or the bot's schedule).")
+    elif args.action == "list":
+        sources = feeds.list_sources(settings)
+        if not sources:
+            print("No sources yet. Follow one with: newsdesk sources add URL [--name NAME]")
+        for source in sources:
+            print(source.describe())
+    elif args.action == "remove":
+        source = feeds.remove_source(settings, args.source)
+        print(f"Stopped following {source.name}: {source.url}")
+        if source.articles:
+            print(
+                f"Its {source.articles} article(s) stay in {feeds.archive_file(settings, source)}"
+                " (delete that file and run newsdesk reindex to drop them)."
+            )
+    return 0
+
+
+def cmd_fetch(settings: Settings, *, quiet: bool = False) -> int:
+    from newsdesk import feeds
+
+    if not feeds.list_sources(settings) and not feeds.reindex_pending(settings):
+        print("No sources to fetch. Follow one with: newsdesk sources add URL [--name NAME]")
+        return 0
+    progress = _Progress(quiet)
+    try:
+        result = feeds.fetch_and_reindex(settings, progress=progress)
+    finally:
+        progress.close()
+    print("\n".join(result.summary.lines()))
+    if result.report is None:
+        print("Nothing changed: the index is up to date.")
+    else:
+        print(result.report.summary(settings.index_path))
     return 0
 
 

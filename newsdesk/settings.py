@@ -23,6 +23,10 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from corpus.feeds import FeedSettings
+from corpus.feeds import archive_dir as feeds_archive
+from corpus.feeds.settings import DEFAULT_USER_AGENT
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_CORPUS = PROJECT_ROOT / "corpus" / "sample"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -93,6 +97,18 @@ class Settings(BaseSettings):
     answer_model: Path | None = None
     max_question_chars: int = Field(500, ge=20, le=4000)
     log_level: str = "WARNING"
+    # Following news sources (corpus.feeds): `newsdesk fetch` and the bot's scheduled rounds.
+    # The fetched articles (<data_dir>/feeds) join corpus_dirs (see _with_feeds_archive).
+    feeds_enabled: bool = True  # the bot's scheduled rounds (when there are sources)
+    feeds_interval_minutes: float = Field(15.0, gt=0, le=7 * 24 * 60)
+    feeds_user_agent: str = ""  # empty: "Newsdesk/<version> (news archive bot; feed reader)"
+    feeds_connect_timeout: float = Field(10.0, gt=0, le=300)
+    feeds_read_timeout: float = Field(20.0, gt=0, le=600)
+    feeds_per_host_delay: float = Field(1.0, ge=0, le=60)
+    feeds_per_host_concurrency: int = Field(1, ge=1, le=2)
+    feeds_retries: int = Field(2, ge=0, le=10)
+    feeds_max_items_per_source: int = Field(50, ge=1, le=1000)
+    feeds_failing_after: int = Field(3, ge=1, le=100)
 
     def __init__(self, **values: Any) -> None:
         # .env comes from home(), resolved when the settings are built, not at import
@@ -128,6 +144,43 @@ class Settings(BaseSettings):
         if self.index_dir is None:
             self.index_dir = self.data_dir / "index"
         return self
+
+    @model_validator(mode="after")
+    def _with_feeds_archive(self) -> Settings:
+        """The fetched articles are a corpus folder like the others: every re-index (from
+        scratch too) reads them. Added only once the folder exists (a missing corpus folder
+        is an error); ``use_feeds_archive`` creates it when a source is followed."""
+        if feeds_archive(self.data_dir).is_dir():
+            self._add_corpus_dir(feeds_archive(self.data_dir))
+        return self
+
+    def _add_corpus_dir(self, folder: Path) -> None:
+        def key(path: Path) -> Path:
+            return path.expanduser().resolve()
+
+        if all(key(folder) != key(d) for d in self.corpus_dirs):
+            self.corpus_dirs.append(folder)
+
+    def use_feeds_archive(self) -> Path:
+        """Create the folder fetched articles go to and make re-indexes read it."""
+        folder = feeds_archive(self.data_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        self._add_corpus_dir(folder)
+        return folder
+
+    def feed_settings(self) -> FeedSettings:
+        """What a fetch round may do, from the NEWSDESK_FEEDS_* settings."""
+        return FeedSettings(
+            interval_minutes=self.feeds_interval_minutes,
+            user_agent=self.feeds_user_agent.strip() or DEFAULT_USER_AGENT,
+            connect_timeout=self.feeds_connect_timeout,
+            read_timeout=self.feeds_read_timeout,
+            per_host_delay=self.feeds_per_host_delay,
+            per_host_concurrency=self.feeds_per_host_concurrency,
+            retries=self.feeds_retries,
+            max_items_per_source=self.feeds_max_items_per_source,
+            failing_after=self.feeds_failing_after,
+        )
 
     @property
     def index_path(self) -> Path:

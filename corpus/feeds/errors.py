@@ -18,6 +18,10 @@ class SourceError(FeedsError):
     """A source cannot be added, found or saved (bad URL, bad name, unknown name)."""
 
 
+class BadSourceError(SourceError):
+    """The URL or the name given for a source is not acceptable (a usage error)."""
+
+
 class DuplicateSourceError(SourceError):
     """A source with that name or URL is already in the list."""
 

@@ -20,7 +20,12 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from corpus.feeds.errors import DuplicateSourceError, SourceError, SourceNotFoundError
+from corpus.feeds.errors import (
+    BadSourceError,
+    DuplicateSourceError,
+    SourceError,
+    SourceNotFoundError,
+)
 from corpus.feeds.store import file_lock, read_json, write_json
 
 __all__ = ["Source", "SourceList", "archive_dir", "state_dir"]
@@ -107,11 +112,11 @@ def _ago(then: float, now: float | None) -> str:
 
 
 def check_url(url: str) -> str:
-    """``url`` stripped, if it is an absolute http(s) URL; raises :class:`SourceError`."""
+    """``url`` stripped, if it is an absolute http(s) URL; raises :class:`BadSourceError`."""
     url = url.strip()
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc or len(url) > _MAX_URL:
-        raise SourceError(f"Not an http(s) URL: {url[:200]!r}")
+        raise BadSourceError(f"Not an http(s) URL: {url[:200]!r}")
     return url
 
 
@@ -155,14 +160,14 @@ class SourceList:
     def add(self, url: str, name: str | None = None, **fields_: object) -> Source:
         """Add a source. ``name`` defaults to the URL's host (made unique with -2, -3...).
 
-        Raises :class:`SourceError` for a bad URL or name, :class:`DuplicateSourceError`
+        Raises :class:`BadSourceError` for a bad URL or name, :class:`DuplicateSourceError`
         when the name or URL is taken.
         """
         url = check_url(url)
         if name is not None:
             name = name.strip().lower()
             if not _NAME.match(name):
-                raise SourceError(
+                raise BadSourceError(
                     f"Bad source name {name!r}: use 1-64 of a-z, 0-9, '.', '_', '-' "
                     "(starting with a letter or digit)"
                 )
