@@ -20,8 +20,8 @@ from index.embedders.base import Embedder
 from index.embedders.lazy import LazyEmbedder
 from index.embedders.locked import LockedEmbedder
 from index.embedders.models import (
-    check_backend,
     backend_fingerprint,
+    check_backend,
     is_hashing,
     known_dimension,
     load_backend,
