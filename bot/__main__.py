@@ -131,9 +131,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from bot.alerts import plugin as alerts
     from bot.app import build_application, webhook_options
+    from bot.feeds import plugin as feeds
 
     if all(p.name != alerts.name for p in plugins):  # topic alerts are on by default
         plugins.insert(0, alerts)
+    if all(p.name != feeds.name for p in plugins):  # so is following news sources
+        plugins.append(feeds)
     app = build_application(settings, plugins=plugins, announce=True)
     try:
         if settings.telegram_webhook_url:
