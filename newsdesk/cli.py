@@ -73,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--details", type=Path, help="write per-question results (JSONL) here")
 
     src = sub.add_parser("sources", help="the news sources (feeds, sitemaps) followed")
-    src_sub = src.add_subparsers(dest="action", required=True)
+    src_sub = src.add_subparsers(dest="action", required=True, metavar="add|list|remove")
     add = src_sub.add_parser("add", help="follow a feed, a sitemap or a page with a feed")
     add.add_argument("url", help="the feed's URL (or a page that links to its feed)")
     add.add_argument("--name", help="a short name (default: from the URL's host)")
