@@ -90,5 +90,6 @@ def open_engine(
         index,
         embedder,
         threshold=settings.answer_threshold,
+        model_path=settings.answer_model,
         max_question_chars=settings.max_question_chars,
     )
