@@ -30,7 +30,7 @@ from bot.context import App, BotContext, get_services, jobs
 from bot.handlers import Context
 from bot.plugins import BotPlugin
 from bot.services import BotServices
-from corpus.feeds import FeedsError, RoundBusyError, RoundSummary, Source
+from corpus.feeds import RoundBusyError, RoundSummary, Source
 from corpus.feeds.errors import SourceError
 from index.errors import IndexBusyError, NewsdeskError
 from newsdesk import feeds
@@ -218,7 +218,7 @@ async def cmd_sources(update: Update, context: Context) -> None:
             await h.respond(update, context, fmt.plain(USAGE))
     except (SourceError, RoundBusyError) as exc:
         await h.respond(update, context, fmt.plain(str(exc)))
-    except FeedsError as exc:
+    except NewsdeskError as exc:  # a damaged source list, a re-index that failed
         await h.respond(update, context, fmt.plain(f"The fetch round failed: {exc}"))
 
 
