@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from index.answer import training
 from index.answer.model import DEFAULT_MODEL, AnswerModel, save_model
+from index.embedders.models import default_model_dir
 from newsdesk.services import open_engine
 from newsdesk.settings import Settings
 
@@ -101,11 +102,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings()
     engine = open_engine(settings)
     started = time.perf_counter()
+    vocabulary = default_model_dir(settings.data_dir) / "tokenizer.json"
+    word_idf = training.vocabulary_prior(vocabulary)
     if args.cache and args.cache.exists():
         train, dev = pickle.loads(args.cache.read_bytes())
     else:
-        train = training.collect(engine, training.read_rows(train_path), max_passages=args.passages)
-        dev = training.collect(engine, training.read_rows(dev_path), max_passages=args.passages)
+        train, dev = (
+            training.collect(
+                engine, training.read_rows(path), max_passages=args.passages, word_idf=word_idf
+            )
+            for path in (train_path, dev_path)
+        )
         if args.cache:
             args.cache.write_bytes(pickle.dumps((train, dev)))
     rows = sum(len(q.matrix) for q in train)
@@ -121,8 +128,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "passages_read": args.passages,
         "index_version": engine.index.version,
         "embedding_model": engine.embedder.name,
+        "word_idf_source": f"{engine.embedder.name} tokenizer.json vocabulary (frequency order)",
     }
-    model, cv = training.fit(train, folds=args.folds, seed=args.seed, manifest=manifest)
+    model, cv = training.fit(
+        train, folds=args.folds, seed=args.seed, manifest=manifest, word_idf=word_idf
+    )
     dev_out = training.apply(model, dev)
     print(table("train-cv", cv, THRESHOLDS))
     print(table("dev", dev_out, THRESHOLDS))
@@ -141,8 +151,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"    {label}  {n:4}  {share:.3f}")
 
     figures = {
-        "train_cv": training.rates(cv, threshold),
-        "dev": training.rates(dev_out, threshold),
+        name: {k: (None if v != v else round(v, 4)) for k, v in rates.items()}  # NaN: none
+        for name, rates in (
+            ("train_cv", training.rates(cv, threshold)),
+            ("dev", training.rates(dev_out, threshold)),
+        )
     }
     final = AnswerModel(
         model.sentence,
@@ -150,6 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         model.calibration,
         threshold,
         {**model.manifest, "threshold": threshold, "figures": figures},
+        model.word_idf,
     )
     save_model(final, args.out)
     print(f"\nwrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB)")

@@ -34,6 +34,7 @@ class HeuristicModel:
 
     threshold = 0.3
     manifest: ClassVar[dict] = {}
+    word_idf: ClassVar[dict[str, float]] = {}
 
     def sentence_scores(self, matrix: np.ndarray) -> np.ndarray:
         return np.clip(matrix[:, FEATURES.index("heuristic")], 0.0, 1.0).astype(np.float64)

@@ -102,6 +102,7 @@ class AnswerExtractor:
             lexical=lexical,
             embed=embed,
             max_passages=self.max_passages,
+            word_idf=self.model.word_idf,
         )
         if not scored.candidates:
             return None

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,7 +71,6 @@ FEATURES: tuple[str, ...] = (
     *(f"kind_{k}" for k in (*KINDS, "none")),
     "yes_no",
     "q_terms",
-    "q_unknown",
     "hit_index",
     "fused_ratio",
     "p_dense",
@@ -132,10 +131,8 @@ DECISION: tuple[str, ...] = (
     "p_dense",
     "top_dense",
     "q_terms",
-    "q_unknown",
     "kind_none",
     "yes_no",
-    "candidates",
 )
 
 
@@ -150,24 +147,43 @@ class Scored:
     q_terms: set[str]
 
 
+# How many passages the prior (word rarity in general English) counts for: an index much
+# larger than this weighs words by its own document frequencies, a small one (the shipped
+# sample has five passages, where every unseen word would look rarest) by the prior.
+PRIOR_PASSAGES = 2000.0
+# The prior of a word missing from the prior's vocabulary: rarer than any word in it.
+PRIOR_MAX = math.log(1.0 + 30000 / 10)
+
+
+def prior_idf(rank: int, first_word: int) -> float:
+    """A Zipf estimate of a word's IDF from its frequency rank: a word of rank r (0 =
+    the most common) is in about 10/r of ~100-word passages, so IDF ~ log(1 + r/10)."""
+    return math.log(1.0 + max(rank - first_word, 1) / 10)
+
+
 class _Idf:
-    """IDF of the BM25 index's terms: rare words name what a question is about."""
+    """How rare a question word is: the BM25 index's IDF blended with a prior from the
+    word's general frequency (``PRIOR_PASSAGES``); rare words name what is asked about."""
 
-    def __init__(self, lexical: LexicalIndex | None) -> None:
+    def __init__(self, lexical: LexicalIndex | None, prior: Mapping[str, float] | None) -> None:
         self.lexical = lexical
+        self.prior = prior
         n = lexical.num_docs if lexical is not None else 0
-        self.n = max(n, 1)
-        self.unknown = math.log(1.0 + (self.n + 0.5) / 0.5)
+        self.n = float(max(n, 1))
 
-    def __call__(self, term: str) -> float | None:
-        """The term's IDF, or None when the index has never seen it (a typo, a new word)."""
+    def seen(self, term: str) -> bool:
+        return self.lexical is not None and self.lexical.document_frequency(term) is not None
+
+    def __call__(self, term: str) -> float:
         lexical = self.lexical
         if lexical is None:
             return 1.0
-        df = lexical.document_frequency(term)
-        if df is None:
-            return None
-        return math.log(1.0 + (self.n - df + 0.5) / (df + 0.5))
+        df = lexical.document_frequency(term) or 0
+        own = math.log(1.0 + (self.n - df + 0.5) / (df + 0.5))
+        if not self.prior:
+            return own
+        prior = self.prior.get(term, PRIOR_MAX)
+        return (self.n * own + PRIOR_PASSAGES * prior) / (self.n + PRIOR_PASSAGES)
 
 
 def _idf_coverage(weights: dict[str, float], terms: frozenset[str] | set[str]) -> float:
@@ -199,8 +215,10 @@ def candidate_features(
     lexical: LexicalIndex | None,
     embed: Callable[[list[str]], np.ndarray] | None = None,
     max_passages: int = 8,
+    word_idf: Mapping[str, float] | None = None,
 ) -> Scored:
-    """Every candidate sentence of the top ``max_passages`` hits, with its feature row."""
+    """Every candidate sentence of the top ``max_passages`` hits, with its feature row.
+    ``word_idf``: the prior IDF of word stems (``prior_idf``; the model file carries it)."""
     kind = answer_type(question)
     q_list = content_terms(question)
     q_set = set(q_list)
@@ -210,16 +228,17 @@ def candidate_features(
         return Scored(question, kind, [], np.zeros((0, len(FEATURES)), np.float32), q_set)
 
     # -- question -------------------------------------------------------------
-    idf = _Idf(lexical)
+    idf = _Idf(lexical, word_idf)
     lex_q = list(dict.fromkeys(lexical_terms(question)))
-    known = {t: w for t in lex_q if (w := idf(t)) is not None}
-    unknown = [t for t in lex_q if t not in known]
+    # Every question word weighs by its rarity; one the index has never seen weighs most
+    # (a name from another story, or a typo: a typo is found one edit from a word the
+    # text holds, see ``_present``).
+    known = {t: idf(t) for t in lex_q}
     is_number = {t for t in lex_q if any(ch.isdigit() for ch in t)}
     base: dict[str, float] = {f"kind_{k}": 0.0 for k in (*KINDS, "none")}
     base[f"kind_{kind or 'none'}"] = 1.0
     base["yes_no"] = 1.0 if _YES_NO.match(question) else 0.0
     base["q_terms"] = float(len(q_list))
-    base["q_unknown"] = float(len(unknown))
 
     # -- passages and articles -----------------------------------------------
     lex_cache: dict[str, frozenset[str]] = {}
@@ -427,9 +446,7 @@ def decision_features(scored: Scored, probs: np.ndarray) -> tuple[int, np.ndarra
         "p_dense": f["p_dense"],
         "top_dense": f["p_dense"] - f["p_dense_gap"],
         "q_terms": f["q_terms"],
-        "q_unknown": f["q_unknown"],
         "kind_none": f["kind_none"],
         "yes_no": f["yes_no"],
-        "candidates": float(len(cands)),
     }
     return best, np.asarray([row[name] for name in DECISION], dtype=np.float64)

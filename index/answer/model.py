@@ -18,7 +18,7 @@ dev. ``load_model`` refuses a file whose feature lists differ from this code's.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -157,6 +157,7 @@ class AnswerModel:
     calibration: Calibration
     threshold: float
     manifest: dict
+    word_idf: dict[str, float] = field(default_factory=dict)  # prior IDF of word stems
 
     def sentence_scores(self, matrix: np.ndarray) -> np.ndarray:
         """Each candidate's probability of holding the answer span."""
@@ -173,6 +174,7 @@ class AnswerModel:
             "calibration": {"scale": self.calibration.scale, "shift": self.calibration.shift},
             "sentence": self.sentence.to_json(),
             "answerable": self.answerable.to_json(),
+            "word_idf": self.word_idf,
         }
 
 
@@ -221,6 +223,7 @@ def _load(path: Path) -> AnswerModel:
             calibration=Calibration(float(calibration["scale"]), float(calibration["shift"])),
             threshold=float(data["threshold"]),
             manifest=manifest,
+            word_idf={str(k): float(v) for k, v in data.get("word_idf", {}).items()},
         )
     except AnswerModelError:
         raise

@@ -33,9 +33,11 @@ from index.answer.features import (
     candidate_features,
     decision_features,
     fold,
+    prior_idf,
 )
 from index.answer.model import FORMAT_VERSION, AnswerModel, Calibration, Trees
 from index.engine import Engine, clean_question
+from index.lexical import tokenize as lexical_terms
 
 SENTENCE_PARAMS = {
     "objective": "binary",
@@ -96,8 +98,28 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def vocabulary_prior(tokenizer_json: Path) -> dict[str, float]:
+    """The prior IDF (``prior_idf``) of every word stem of a WordPiece vocabulary, whose
+    whole words are in frequency order (BERT's, as the default model ships it)."""
+    vocab: dict[str, int] = json.loads(Path(tokenizer_json).read_text("utf-8"))["model"]["vocab"]
+    words = sorted(
+        (tid, tok) for tok, tid in vocab.items() if tok.isascii() and tok.isalpha() and len(tok) > 1
+    )
+    first = vocab.get("the", words[0][0] if words else 0)
+    prior: dict[str, float] = {}
+    for tid, tok in words:
+        for stem in lexical_terms(tok):  # stopwords drop out
+            prior.setdefault(stem, round(prior_idf(tid, first), 2))
+    return prior
+
+
 def collect(
-    engine: Engine, rows: Sequence[dict], *, max_passages: int, depth: int = 10
+    engine: Engine,
+    rows: Sequence[dict],
+    *,
+    max_passages: int,
+    depth: int = 10,
+    word_idf: dict[str, float] | None = None,
 ) -> list[Question]:
     """Retrieve, read and label every question, exactly as ``Engine.ask`` would read it."""
     texts = [clean_question(r["q"]) for r in rows]
@@ -117,6 +139,7 @@ def collect(
             lexical=index.lexical,
             embed=engine.embedder.embed,
             max_passages=max_passages,
+            word_idf=word_idf,
         )
         span = row.get("answer")
         cands = scored.candidates
@@ -174,8 +197,22 @@ def decision_row(question: Question, probs: np.ndarray) -> tuple[int, np.ndarray
     return decision_features(question.scored, probs)
 
 
+# The answerability model may only grow more confident as the best sentence's score and
+# lead grow, and only less as the question's rare words go missing from its article (the
+# issue's near misses: "a question whose key entity or year appears nowhere in the chosen
+# article should rarely be answered"), whatever the few such examples in train suggest.
+MONOTONE = {
+    "best": 1,
+    "margin": 1,
+    "absent_idf": -1,
+    "absent_idf_share": -1,
+    "absent_numbers": -1,
+}
+
+
 def fit_decision(rows: np.ndarray, targets: np.ndarray, seed: int) -> Trees:
-    booster = _fit_trees(rows, targets, DECISION_PARAMS, seed)
+    params = {**DECISION_PARAMS, "monotone_constraints": [MONOTONE.get(f, 0) for f in DECISION]}
+    booster = _fit_trees(rows, targets, params, seed)
     return Trees.from_lightgbm(booster.dump_model())
 
 
@@ -292,6 +329,7 @@ def fit(
     seed: int,
     threshold: float = 0.5,
     manifest: dict | None = None,
+    word_idf: dict[str, float] | None = None,
 ) -> tuple[AnswerModel, list[Outcome]]:
     """The final model, and the cross-validated outcome of every training question."""
     probs, rows, scores, best = cross_validate(questions, folds=folds, seed=seed)
@@ -317,15 +355,17 @@ def fit(
             "folds": folds,
             "sentence_params": SENTENCE_PARAMS,
             "decision_params": DECISION_PARAMS,
+            "decision_monotone": MONOTONE,
             **(manifest or {}),
         },
+        word_idf=dict(word_idf or {}),
     )
     return model, outcomes
 
 
 def apply(model: AnswerModel, questions: Iterable[Question]) -> list[Outcome]:
     """Outcomes of a fitted model on other questions (dev)."""
-    extractor = AnswerExtractor(model=model)
+    extractor = AnswerExtractor(model=model)  # reads model.word_idf as the engine does
     out = []
     for q in questions:
         if not len(q.matrix):
