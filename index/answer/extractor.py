@@ -28,7 +28,9 @@ from index.types import Answer, Hit
 
 log = logging.getLogger(__name__)
 
-MAX_PASSAGES = 8
+# Passages read when the model file does not say (its manifest's ``passages_read``: the
+# number it was trained on, and so the one it is right for).
+MAX_PASSAGES = 5
 # The short answer is shown on its own (and bolded) only when the sentence holds an
 # answer of the asked kind at full strength.
 SPAN_MIN_STRENGTH = 0.7
@@ -50,7 +52,8 @@ class AnswerExtractor:
     """Chooses the answering sentence among the top passages of a search, or declines.
 
     ``threshold`` applies to the calibrated confidence (default: the one the model file
-    was tuned with); raise it to decline more. ``max_passages`` hits are read.
+    was tuned with); raise it to decline more. ``max_passages`` hits are read (default:
+    as many as the model was trained on).
     """
 
     def __init__(
@@ -59,12 +62,12 @@ class AnswerExtractor:
         *,
         model: AnswerModel | None = None,
         threshold: float | None = None,
-        max_passages: int = MAX_PASSAGES,
+        max_passages: int | None = None,
     ) -> None:
         self.embedder = embedder
         self._model = model
         self._threshold = threshold
-        self.max_passages = max_passages
+        self._max_passages = max_passages
 
     @property
     def model(self) -> AnswerModel:
@@ -72,6 +75,13 @@ class AnswerExtractor:
         if self._model is None:
             self._model = load_model()
         return self._model
+
+    @property
+    def max_passages(self) -> int:
+        """How many hits are read: as given, else as many as the model was trained on."""
+        if self._max_passages is not None:
+            return self._max_passages
+        return int(self.model.manifest.get("passages_read", MAX_PASSAGES))
 
     @property
     def threshold(self) -> float:
@@ -138,7 +148,7 @@ class AnswerExtractor:
         if reading is None:
             return Answer(question, answered=False, hits=hits, confidence=0.0)
         ranked = rerank(hits, reading)
-        confidence = round(reading.confidence, 4)
+        confidence = reading.confidence
         if confidence < self.threshold:
             return Answer(question, answered=False, hits=ranked, confidence=confidence)
         return self.quote(question, reading, article_text, ranked, confidence)
