@@ -45,38 +45,23 @@ class HeuristicModel:
 
 def _staircase(column: int, steps: int = 256) -> Trees:
     """One tree whose leaves give logit(x) for x = the middle of each of ``steps`` equal
-    bins of column ``column`` over [0, 1]: a tree-shaped stand-in for "the score is x"."""
-    feature: list[int] = []
-    threshold: list[float] = []
-    left: list[int] = []
-    right: list[int] = []
-    value: list[float] = []
+    bins of column ``column`` over [0, 1]: a tree-shaped stand-in for "the score is x",
+    written as LightGBM dumps its trees and read the way the shipped model's are."""
 
-    def node(lo: int, hi: int) -> int:
-        n = len(feature)
-        feature.append(-1)
-        threshold.append(0.0)
-        left.append(n)
-        right.append(n)
-        value.append(0.0)
+    def node(lo: int, hi: int) -> dict:
         if hi - lo == 1:
             mid = min(max((lo + 0.5) / steps, 1e-4), 1 - 1e-4)
-            value[n] = float(np.log(mid / (1 - mid)))
-            return n
+            return {"leaf_value": float(np.log(mid / (1 - mid)))}
         half = (lo + hi) // 2
-        feature[n], threshold[n] = column, half / steps
-        left[n], right[n] = node(lo, half), node(half, hi)
-        return n
+        return {
+            "split_feature": column,
+            "threshold": half / steps,
+            "decision_type": "<=",
+            "left_child": node(lo, half),
+            "right_child": node(half, hi),
+        }
 
-    node(0, steps)
-    depth = int(np.log2(steps))
-    return Trees(
-        *(np.asarray(a, t) for a, t in ((feature, np.int32), (threshold, np.float64))),
-        *(np.asarray(a, np.int32) for a in (left, right)),
-        np.asarray(value, np.float64),
-        np.zeros(1, np.int32),
-        depth,
-    )
+    return Trees.from_lightgbm({"tree_info": [{"tree_structure": node(0, steps)}]})
 
 
 def heuristic_model(threshold: float = 0.56) -> AnswerModel:
