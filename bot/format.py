@@ -19,8 +19,8 @@ import html
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
+from index.subscriptions import Alert
 from index.types import Answer, Hit, Passage
 
 TELEGRAM_LIMIT = 4096
@@ -98,22 +98,7 @@ def short_date(date: str) -> str:
 # ---- pieces -----------------------------------------------------------------------------
 
 
-class Sourced(Protocol):
-    """What a source line shows: a passage, an alert, a topic match."""
-
-    @property
-    def doc_id(self) -> str: ...
-    @property
-    def title(self) -> str: ...
-    @property
-    def url(self) -> str: ...
-    @property
-    def source(self) -> str: ...
-    @property
-    def date(self) -> str: ...
-
-
-def source_line(item: Sourced, *, link: bool = True) -> str:
+def source_line(item: Passage | Alert, *, link: bool = True) -> str:
     """'<a href=url>Title</a> · Outlet · 2024-05-30' (title bold when there is no url)."""
     title = clip(item.title.strip() or item.doc_id, TITLE_MAX)
     url = safe_url(item.url) if link else None

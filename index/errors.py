@@ -63,8 +63,3 @@ class IndexWriteError(NewsdeskError, OSError):
 class ModelError(NewsdeskError):
     """The embedding model cannot be found, verified or loaded."""
 
-
-# Transitional, and the one place left where the engine spells the CLI's syntax: only
-# index/store.py appends it to its messages. Once store.py raises ``IndexDirError``s with
-# ``index_dir=`` instead (newsdesk/messages.py then words the hint), delete this line.
-REBUILD_HINT = "Rebuild it with: newsdesk reindex --index {index} --corpus DIR"
