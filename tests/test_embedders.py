@@ -469,3 +469,65 @@ def test_embedder_modules_import_no_cycle() -> None:
             assert "factory" not in names, module
     assert not imports["models"] & {"lazy", "pool", "locked"}
     assert "models" not in imports["lazy"] | imports["locked"]
+
+
+# ---- late chunking (sentence vectors from the passage's pass) ---------------------------------
+
+LATE_ITEMS = [
+    ("Storm\nRain fell. Wind blew hard.", [(6, 16), (17, 32)]),
+    ("  Spaces first. Then more.", [(2, 15), (16, 26)]),
+    ("No spans here.", []),
+]
+
+
+def test_late_chunks_in_workers_equal_the_local_ones(tmp_path: Path) -> None:
+    pool = hashing_pool(tmp_path, 64, min_texts=2)
+    chunks = [LATE_ITEMS[:2], LATE_ITEMS[2:]]
+    got = list(pool.embed_late_chunks(chunks))
+    assert pool.pool_runs == 1
+    for chunk, late in zip(chunks, got, strict=True):
+        local = pool.local.embed_late(chunk)
+        assert np.allclose(late.texts, local.texts) and np.allclose(late.spans, local.spans)
+        assert late.pooled.tolist() == local.pooled.tolist()
+        assert np.allclose(late.texts, pool.local.embed([t for t, _ in chunk]))
+    assert got[0].pooled.tolist() == [True] * 4 and got[1].spans.shape == (0, 64)
+
+
+def test_wrappers_pass_late_chunking_through_and_others_refuse_it() -> None:
+    from index.embedders.base import Embedder
+    from index.embedders.locked import LockedEmbedder
+
+    inner = HashingEmbedder(32)
+    lazy = LazyEmbedder(name="hashing", fingerprint=inner.fingerprint, factory=lambda: inner)
+    for wrapped in (LockedEmbedder(inner), lazy):
+        late = wrapped.embed_late(LATE_ITEMS)
+        assert np.allclose(late.spans, inner.embed_late(LATE_ITEMS).spans)
+
+    class NoTokens(Embedder):
+        name, dimension, fingerprint = "plain", 4, "plain"
+
+        def embed(self, texts, *, batch_size=32):
+            return np.ones((len(texts), 4), np.float32) / 2
+
+    with pytest.raises(ModelError, match="NEWSDESK_SENTENCE_VECTORS=separate"):
+        NoTokens().embed_late(LATE_ITEMS)
+
+
+@pytest.mark.model
+def test_late_vectors_of_the_real_model(torch_embedder) -> None:
+    one = "In October 2012, Moscow and Dushanbe signed a lease agreement."
+    title = "Russian base"
+    long = f"{title}\n{one} " + "More words follow here. " * 60 + "The last sentence."
+    items = [(one, [(0, len(one))]), (long, [(13, 13 + len(one)), (len(long) - 18, len(long))])]
+    late = torch_embedder.embed_late(items)
+    # the passage vectors are exactly what ``embed`` gives (the same index fingerprint)
+    assert np.allclose(late.texts, torch_embedder.embed([one, long]), atol=1e-5)
+    # a one-sentence text: the mean of its token outputs without [CLS] and [SEP]
+    model = torch_embedder._model
+    tokens = model.encode([one], output_value="token_embeddings")[0].float().numpy()
+    mean = tokens[1:-1].mean(axis=0)
+    assert np.allclose(late.spans[0], mean / np.linalg.norm(mean), atol=1e-5)
+    assert float(late.spans[0] @ torch_embedder.embed([one])[0]) > 0.9
+    # the long text is cut at 256 tokens: its first sentence pooled, its last one not
+    assert late.pooled.tolist() == [True, True, False]
+    assert float(late.spans[1] @ late.spans[0]) > 0.8  # the same sentence, in context

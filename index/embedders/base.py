@@ -4,8 +4,26 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
+
+from index.errors import ModelError
+
+# A text and the character spans [start, end) of the parts to pool from its token outputs.
+LateItem = tuple[str, Sequence[tuple[int, int]]]
+
+
+@dataclass(slots=True)
+class LateVectors:
+    """What ``embed_late`` gives for a list of items: each text's vector (exactly what
+    ``embed`` gives), and the vectors of all their spans, in order (``spans[i]`` valid only
+    where ``pooled[i]``: a span the model never saw whole, cut off by its maximum sequence
+    length or holding no token, is not pooled and must be embedded on its own)."""
+
+    texts: np.ndarray  # (items, dimension)
+    spans: np.ndarray  # (all spans, dimension), unit length where pooled
+    pooled: np.ndarray  # (all spans,) bool
 
 
 class Embedder(ABC):
@@ -34,6 +52,23 @@ class Embedder(ABC):
         for chunk in chunks:
             yield self.embed(chunk, batch_size=batch_size)
 
+    def embed_late(self, items: Sequence[LateItem], *, batch_size: int = 32) -> LateVectors:
+        """Late chunking: embed each text once and pool each span's vector from that one
+        forward pass (the mean of the span's token outputs, L2-normalised). A backend that
+        cannot do it raises ModelError."""
+        raise ModelError(
+            f"The {type(self).__name__} backend cannot pool sentence vectors from token "
+            "outputs (late chunking): use NEWSDESK_EMBEDDING_BACKEND=torch, or "
+            "NEWSDESK_SENTENCE_VECTORS=separate."
+        )
+
+    def embed_late_chunks(
+        self, chunks: Sequence[Sequence[LateItem]], *, batch_size: int = 32
+    ) -> Iterator[LateVectors]:
+        """``embed_late`` of each chunk, in order, as each is done (as ``embed_chunks``)."""
+        for chunk in chunks:
+            yield self.embed_late(chunk, batch_size=batch_size)
+
 
 class WrappedEmbedder(Embedder):
     """An embedder around another one (``inner``), whose name, fingerprint, dimension and
@@ -55,6 +90,9 @@ class WrappedEmbedder(Embedder):
 
     def embed(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
         return self.inner.embed(texts, batch_size=batch_size)
+
+    def embed_late(self, items: Sequence[LateItem], *, batch_size: int = 32) -> LateVectors:
+        return self.inner.embed_late(items, batch_size=batch_size)
 
 
 def normalise(vectors: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from index.embedders.base import Embedder
+from index.embedders.base import Embedder, LateItem, LateVectors
 
 
 class LazyEmbedder(Embedder):
@@ -60,3 +60,6 @@ class LazyEmbedder(Embedder):
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         return self.inner.embed(texts, batch_size=batch_size)
+
+    def embed_late(self, items: Sequence[LateItem], *, batch_size: int = 32) -> LateVectors:
+        return self.inner.embed_late(items, batch_size=batch_size)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from index.embedders.base import Embedder, WrappedEmbedder
+from index.embedders.base import Embedder, LateItem, LateVectors, WrappedEmbedder
 
 
 class LockedEmbedder(WrappedEmbedder):
@@ -21,3 +21,7 @@ class LockedEmbedder(WrappedEmbedder):
     def embed(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
         with self._lock:
             return self.inner.embed(texts, batch_size=batch_size)
+
+    def embed_late(self, items: Sequence[LateItem], *, batch_size: int = 32) -> LateVectors:
+        with self._lock:
+            return self.inner.embed_late(items, batch_size=batch_size)

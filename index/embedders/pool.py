@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from index.embedders.base import Embedder, WrappedEmbedder
+from index.embedders.base import Embedder, LateItem, LateVectors, WrappedEmbedder
 from index.embedders.models import load_backend
 from index.errors import ModelError
 
@@ -86,6 +87,13 @@ def _embed_in_worker(texts: Sequence[str], batch_size: int) -> np.ndarray:
     return _worker.embed(texts, batch_size=batch_size)
 
 
+def _embed_late_in_worker(items: Sequence[LateItem], batch_size: int) -> LateVectors:
+    if isinstance(_worker, Exception):
+        raise _worker
+    assert _worker is not None, "worker not initialised"
+    return _worker.embed_late(items, batch_size=batch_size)
+
+
 class PooledEmbedder(WrappedEmbedder):
     """An embedder for bulk jobs: ``embed_chunks`` spreads chunks over worker processes
     when there are at least ``min_texts`` texts; everything else goes to ``local`` (the
@@ -115,6 +123,20 @@ class PooledEmbedder(WrappedEmbedder):
         if self.workers < 2 or sum(len(c) for c in chunks) < self.min_texts:
             yield from self.local.embed_chunks(chunks, batch_size=batch_size)
             return
+        yield from self._in_pool(_embed_in_worker, chunks, batch_size)
+
+    def embed_late_chunks(
+        self, chunks: Sequence[Sequence[LateItem]], *, batch_size: int = 32
+    ) -> Iterator[LateVectors]:
+        if self.workers < 2 or sum(len(c) for c in chunks) < self.min_texts:
+            yield from self.local.embed_late_chunks(chunks, batch_size=batch_size)
+            return
+        yield from self._in_pool(_embed_late_in_worker, chunks, batch_size)
+
+    def _in_pool(
+        self, task: Callable[[Any, int], Any], chunks: Sequence[Sequence[Any]], batch_size: int
+    ) -> Iterator[Any]:
+        """``task(chunk, batch_size)`` of each chunk in the worker processes, in order."""
         self.pool_runs += 1
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(
@@ -123,7 +145,7 @@ class PooledEmbedder(WrappedEmbedder):
             initializer=_start_worker,
             initargs=(self.spec,),
         ) as pool:
-            futures = [pool.submit(_embed_in_worker, list(c), batch_size) for c in chunks]
+            futures = [pool.submit(task, list(c), batch_size) for c in chunks]
             try:
                 for future in futures:
                     yield future.result()
