@@ -15,7 +15,7 @@ from corpus.loaders import LoadOptions, load_corpus
 from index.ann import VectorStore
 from index.ann.policy import DEFAULT_ANN_FROM
 from index.ann.policy import choose_store as _choose_store
-from index.embedders.base import Embedder
+from index.embedders.base import Embedder, LateItem
 from index.errors import CorpusError, NewsdeskError
 from index.lexical import LexicalIndex
 from index.passages import passage_hash, passage_spans
@@ -27,6 +27,11 @@ log = logging.getLogger(__name__)
 
 ANN_FROM = DEFAULT_ANN_FROM
 Progress = Callable[[int, int], None]
+# How sentence vectors are made: each sentence embedded on its own ("separate"), or pooled
+# from its passage's token outputs in the passage's one forward pass ("late"; a sentence
+# cut off by the model's maximum sequence length is embedded on its own). The manifest
+# records it; a re-index never mixes the two (a change re-makes every sentence vector).
+SENTENCE_METHODS = ("separate", "late")
 
 
 @dataclass(slots=True)
@@ -44,6 +49,11 @@ class ReindexReport:
     passages: int = 0
     embedded: int = 0
     sentences_embedded: int = 0
+    # Of those, how many were pooled from their passage's pass (late chunking).
+    sentences_pooled: int = 0
+    sentence_vectors: str = "separate"
+    # The previous version's sentence vectors were made another way: all made again.
+    sentence_method_changed: str = ""
     reused: int = 0
     full_rebuild: bool = False
     reason: str = ""
@@ -65,6 +75,11 @@ class ReindexReport:
             lines = [f"Index {self.version} at {index_dir} is up to date."]
         if self.reason:
             lines.append(f"Previous index not reused: {self.reason}")
+        if self.sentence_method_changed:
+            lines.append(
+                f"Sentence vectors made again ({self.sentence_vectors}): the previous version's "
+                f"were made {self.sentence_method_changed}."
+            )
         if self.damaged:
             damage = "; ".join(f"{name} {what}" for name, what in self.damaged.items())
             lines.append(
@@ -143,6 +158,7 @@ class Job:
     batch_size: int = 32
     progress: Progress | None = None
     ann_from: int = ANN_FROM
+    sentence_vectors: str = "separate"
 
     @property
     def model(self) -> tuple[str, str]:
@@ -159,13 +175,29 @@ def reindex(
     progress: Progress | None = None,
     ann_from: int = ANN_FROM,
     corpus_options: LoadOptions | None = None,
+    sentence_vectors: str = "separate",
 ) -> ReindexReport:
     """Bring the index at ``index_dir`` in line with the corpus folders.
 
     Passages whose title and text are unchanged keep their stored vectors; only
     new or changed ones are embedded. Nothing changed: no new version is written.
+    ``sentence_vectors``: how sentence vectors are made (``SENTENCE_METHODS``).
     """
-    job = Job(IndexDir(index_dir), embedder, vector_store, batch_size, progress, ann_from)
+    if sentence_vectors not in SENTENCE_METHODS:
+        raise NewsdeskError(
+            f"Unknown sentence vector method {sentence_vectors!r}: use "
+            + " or ".join(SENTENCE_METHODS)
+            + "."
+        )
+    job = Job(
+        IndexDir(index_dir),
+        embedder,
+        vector_store,
+        batch_size,
+        progress,
+        ann_from,
+        sentence_vectors,
+    )
     with job.index.lock():
         job.index.clean_temporaries()  # what a killed run left can fill the disk
         return _reindex_locked(corpus_dirs, job, corpus_options)
@@ -187,7 +219,9 @@ def _reindex_locked(
     # Nothing changed (same articles, same model, intact files): stop before cutting
     # passages or loading the previous version's vectors. Never loads the embedder's model.
     same = job.index.unchanged(
-        {a.doc_id: a.content_hash for a in loaded.articles}, job.embedder.fingerprint
+        {a.doc_id: a.content_hash for a in loaded.articles},
+        job.embedder.fingerprint,
+        job.sentence_vectors,
     )
     if same is not None:
         report.version = report.previous_version = same.version
@@ -211,6 +245,10 @@ def _reindex_locked(
     report.passages = len(diff.passages)
     report.embedded = len(embedded.passages)
     report.sentences_embedded = len(embedded.plan.todo)
+    report.sentences_pooled = embedded.pooled
+    report.sentence_vectors = job.sentence_vectors
+    if not previous.empty and previous.sentence_vectors != job.sentence_vectors:
+        report.sentence_method_changed = previous.sentence_vectors
     report.reused = len(diff.passages) - len(embedded.passages)
     return report
 
@@ -230,6 +268,7 @@ class Previous:
     damaged: dict[str, str] = field(default_factory=dict)  # file -> what is wrong
     added_checksums: bool = False  # it had none: this run writes them
     reason: str = ""
+    sentence_vectors: str = "separate"  # how its sentence vectors were made
 
     @property
     def empty(self) -> bool:
@@ -255,6 +294,7 @@ def load_previous(job: Job) -> Previous:
         old.sentences,
         old.damaged,
         added_checksums=not old.checksummed,
+        sentence_vectors=old.sentence_vectors,
     )
 
 
@@ -330,17 +370,88 @@ class Embedded:
     vectors: dict[str, np.ndarray]  # their content hash -> vector
     plan: SentencePlan  # every sentence: reused or embedded
     sentence_vectors: np.ndarray  # the vectors of ``plan.todo``, in order
+    pooled: int = 0  # how many of them were pooled from their passage's pass (late)
 
 
 def embed_new(job: Job, passages: list[Passage], previous: Previous) -> Embedded:
-    """Embed, in one job, the passages and sentences the previous version has no vector for."""
+    """Embed, in one job, the passages and sentences the previous version has no vector for.
+    Sentence vectors made another way than this job's are never reused."""
     to_embed = [p for p in passages if p.content_hash not in previous.vectors]
-    plan = plan_sentences(passages, lambda p: previous.sentences.get(p.content_hash))
+    same_method = previous.sentence_vectors == job.sentence_vectors
+    plan = plan_sentences(
+        passages, lambda p: previous.sentences.get(p.content_hash) if same_method else None
+    )
+    if job.sentence_vectors == "late":
+        return _embed_late(job, passages, to_embed, plan)
     texts = [p.embedding_text() for p in to_embed] + [text for _, text in plan.todo]
     vectors = embed_texts(job.embedder, texts, batch_size=job.batch_size, progress=job.progress)
     fresh = vectors[: len(to_embed)]
     by_hash = {p.content_hash: v for p, v in zip(to_embed, fresh, strict=True)}
     return Embedded(to_embed, by_hash, plan, vectors[len(to_embed) :])
+
+
+def _embed_late(
+    job: Job, passages: list[Passage], to_embed: list[Passage], plan: SentencePlan
+) -> Embedded:
+    """Late chunking: one pass over each passage that needs a vector or has sentences to
+    embed, pooling its sentences' vectors from that pass's token outputs; the sentences it
+    could not pool (cut off at the model's maximum sequence length) are embedded on their
+    own afterwards. Each distinct passage text is embedded once."""
+    todo_of: dict[int, list[int]] = {}  # passage id -> indices into plan.todo
+    for k, (row, _) in enumerate(plan.todo):
+        todo_of.setdefault(plan.spans[row][0], []).append(k)
+    run = {p.passage_id: p for p in to_embed}
+    for passage_id in todo_of:
+        run.setdefault(passage_id, passages[passage_id])
+    items: dict[tuple[str, tuple[tuple[int, int], ...]], LateItem] = {}
+    keys: dict[int, tuple[str, tuple[tuple[int, int], ...]]] = {}
+    for passage_id, passage in run.items():
+        shift = len(passage.title) + 1 if passage.title else 0
+        spans = tuple(
+            (plan.spans[plan.todo[k][0]][1] + shift, plan.spans[plan.todo[k][0]][2] + shift)
+            for k in todo_of.get(passage_id, [])
+        )
+        key = (passage.embedding_text(), spans)
+        items.setdefault(key, key)
+        keys[passage_id] = key
+    unique = list(items)
+    order = sorted(range(len(unique)), key=lambda i: -len(unique[i][0]))
+    chunks = [
+        [unique[i] for i in order[begin : begin + EMBED_CHUNK]]
+        for begin in range(0, len(order), EMBED_CHUNK)
+    ]
+    dimension = job.embedder.dimension
+    text_vectors: dict[tuple[str, tuple[tuple[int, int], ...]], np.ndarray] = {}
+    span_vectors: dict[tuple[str, tuple[tuple[int, int], ...]], tuple[np.ndarray, np.ndarray]] = {}
+    done = 0
+    if job.progress:
+        job.progress(0, len(unique))
+    for chunk, late in zip(
+        chunks, job.embedder.embed_late_chunks(chunks, batch_size=job.batch_size), strict=True
+    ):
+        row = 0
+        for i, key in enumerate(chunk):
+            count = len(key[1])
+            text_vectors[key] = late.texts[i]
+            span_vectors[key] = (late.spans[row : row + count], late.pooled[row : row + count])
+            row += count
+        done += len(chunk)
+        if job.progress:
+            job.progress(done, len(unique))
+    sentences = np.zeros((len(plan.todo), dimension), dtype=np.float32)
+    missing: list[int] = []  # indices into plan.todo not pooled
+    for passage_id, indices in todo_of.items():
+        vectors, pooled = span_vectors[keys[passage_id]]
+        for k, vector, ok in zip(indices, vectors, pooled, strict=True):
+            if ok:
+                sentences[k] = vector
+            else:
+                missing.append(k)
+    if missing:
+        texts = [plan.todo[k][1] for k in missing]
+        sentences[missing] = embed_texts(job.embedder, texts, batch_size=job.batch_size)
+    by_hash = {p.content_hash: text_vectors[keys[p.passage_id]] for p in to_embed}
+    return Embedded(to_embed, by_hash, plan, sentences, len(plan.todo) - len(missing))
 
 
 # ---- 4. build: the vector store, BM25 and the sentence vectors ---------------------------
@@ -398,6 +509,7 @@ def write_new_version(job: Job, diff: Diff, built: Built, *, full_rebuild: bool)
         lexical=built.lexical,
         sentences=built.sentences,
         change=change,
+        sentence_vectors=job.sentence_vectors,
     )
     job.index.collect_garbage()
     return version

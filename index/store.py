@@ -91,6 +91,9 @@ class Manifest:
     files: dict[str, int] = field(default_factory=dict)
     # "sha256:<hex>" of every file in ``files``; empty in manifests from before checksums.
     checksums: dict[str, str] = field(default_factory=dict)
+    # How the sentence vectors were made: "separate" (each sentence embedded on its own) or
+    # "late" (pooled from its passage's token outputs). Manifests from before: "separate".
+    sentence_vectors: str = "separate"
 
     @classmethod
     def from_dict(cls, data: dict) -> Manifest:
@@ -272,6 +275,7 @@ class Reusable:
     sentences: dict[str, list[tuple[int, int, np.ndarray]]]  # ... -> (start, end, vector)
     damaged: dict[str, str]  # file -> what is wrong: not reused, rebuilt by this run
     checksummed: bool  # False: written before checksums, its files could not be verified
+    sentence_vectors: str = "separate"  # how ``sentences`` were made (Manifest field)
 
 
 # ---- the change log's text ---------------------------------------------------------------
@@ -535,11 +539,16 @@ class IndexDir:
             )
         return LoadedIndex(version_dir, manifest, articles, passages, vectors, lexical, sentences)
 
-    def unchanged(self, article_hashes: dict[str, str], fingerprint: str) -> Manifest | None:
+    def unchanged(
+        self,
+        article_hashes: dict[str, str],
+        fingerprint: str,
+        sentence_vectors: str | None = None,
+    ) -> Manifest | None:
         """The current version's manifest if it holds exactly these articles (doc id ->
-        content hash), built with this model fingerprint, and its files are intact
-        (checksums verified); else None. A version without checksums is never "unchanged":
-        a re-index rewrites it."""
+        content hash), built with this model fingerprint (and, when given, with sentence
+        vectors made this way), and its files are intact (checksums verified); else None.
+        A version without checksums is never "unchanged": a re-index rewrites it."""
         version_dir = self.current()
         if version_dir is None or not version_dir.is_dir():
             return None
@@ -548,6 +557,8 @@ class IndexDir:
             if manifest.model_fingerprint != fingerprint or manifest.articles != len(
                 article_hashes
             ):
+                return None
+            if sentence_vectors is not None and manifest.sentence_vectors != sentence_vectors:
                 return None
             if not manifest.checksums or damaged_files(version_dir, manifest):
                 return None
@@ -603,7 +614,13 @@ class IndexDir:
             except (OSError, ValueError, IndexError) as exc:
                 damaged[SENTENCE_VECTORS] = f"could not be read ({exc})"
         return Reusable(
-            manifest.version, articles, vectors, sentences, damaged, bool(manifest.checksums)
+            manifest.version,
+            articles,
+            vectors,
+            sentences,
+            damaged,
+            bool(manifest.checksums),
+            manifest.sentence_vectors,
         )
 
     # -- the change log --------------------------------------------------------------------
@@ -688,6 +705,7 @@ class IndexDir:
         lexical: LexicalIndex,
         change: Change,
         sentences: SentenceVectors | None = None,
+        sentence_vectors: str = "separate",
     ) -> Path:
         """Write a complete version beside the others, log it, then swap ``current`` to it.
 
@@ -722,6 +740,7 @@ class IndexDir:
                     vector_store=store.kind,
                     files=files,
                     checksums=checksums,
+                    sentence_vectors=sentence_vectors,
                 )
                 (tmp / MANIFEST).write_text(json.dumps(asdict(manifest), indent=2))
                 # Hashed from the disk just now: the first load need not hash them again.

@@ -67,6 +67,7 @@ def run_reindex(
         ann_from=settings.ann_from,
         batch_size=settings.embedding_batch_size,
         progress=progress,
+        sentence_vectors=settings.sentence_vectors,
     )
 
 

@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     embedding_backend: Literal["auto", "torch", "torch-bf16", "onnx", "onnx-int8"] = "auto"
     embedding_threads: int | None = Field(None, ge=1, le=256)
     embedding_workers: int = Field(0, ge=0, le=64)
+    # How sentence vectors are made at index time (index/build.py, SENTENCE_METHODS).
+    sentence_vectors: Literal["separate", "late"] = "separate"
     vector_store: Literal["auto", "flat", "hnsw", "hnsw-refine", "ivf"] = "auto"
     ann_from: int = Field(50_000, ge=1)
     answer_threshold: float | None = Field(None, ge=0.0, le=1.0)
