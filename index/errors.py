@@ -62,4 +62,3 @@ class IndexWriteError(NewsdeskError, OSError):
 
 class ModelError(NewsdeskError):
     """The embedding model cannot be found, verified or loaded."""
-
