@@ -277,12 +277,12 @@ def candidate_features(
     passage_feats: dict[int, dict[str, float]] = {}
     for index, hit in enumerate(read):
         p = hit.passage
-        dense = hit.dense_score if hit.dense_score is not None else 0.0
+        p_dense = hit.dense_score if hit.dense_score is not None else 0.0
         passage_feats[index] = {
             "hit_index": float(index),
             "fused_ratio": hit.score / top_fused,
-            "p_dense": dense,
-            "p_dense_gap": dense - top_dense,
+            "p_dense": p_dense,
+            "p_dense_gap": p_dense - top_dense,
             "p_lex_ratio": (hit.lexical_score or 0.0) / top_lex,
             "p_idf_cov": _idf_coverage(known, lex_of(p.text) | lex_of(p.title)),
             "p_absent_idf": _absent(known, lex_of(p.text) | lex_of(p.title)),
