@@ -8,16 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from index.answer import AnswerExtractor
+from index.answer.text import fold
 from index.engine import Engine, clean_question
 from index.errors import NewsdeskError
 from index.retriever import MODES, Mode
-
-_FOLD = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"'})
-
-
-def fold(text: str) -> str:
-    """Case-fold and straighten curly quotes, as the dev set's comparison asks."""
-    return text.translate(_FOLD).lower()
 
 
 @dataclass(frozen=True, slots=True)

@@ -388,27 +388,12 @@ def _dense(
     return np.clip(matrix @ np.asarray(query_vector, dtype=np.float32), 0.0, 1.0)
 
 
-def gold_label(span: str, text: str) -> bool:
-    """Whether ``text`` holds the answer span, as the evaluation compares them."""
-    return fold(span) in fold(text)
-
-
-_FOLD = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"'})
-
-
-def fold(text: str) -> str:
-    """Case-fold and straighten curly quotes, as the evaluation sets compare spans."""
-    return text.translate(_FOLD).lower()
-
-
 __all__ = [
     "DECISION",
     "FEATURES",
     "Scored",
     "candidate_features",
     "decision_features",
-    "fold",
-    "gold_label",
 ]
 
 

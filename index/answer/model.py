@@ -113,10 +113,10 @@ class Trees:
     def to_json(self) -> dict:
         return {
             "feature": self.feature.tolist(),
-            "threshold": [float(repr_float(t)) for t in self.threshold],
+            "threshold": self.threshold.tolist(),
             "left": self.left.tolist(),
             "right": self.right.tolist(),
-            "value": [float(repr_float(v)) for v in self.value],
+            "value": self.value.tolist(),
             "roots": self.roots.tolist(),
             "depth": self.depth,
         }
@@ -132,11 +132,6 @@ class Trees:
             np.asarray(data["roots"], np.int32),
             int(data["depth"]),
         )
-
-
-def repr_float(value: float) -> str:
-    """Shortest text that reads back as the same float64 (keeps the file small and exact)."""
-    return repr(float(value))
 
 
 @dataclass(frozen=True, slots=True)

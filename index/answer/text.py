@@ -68,6 +68,14 @@ QUESTION_WORD_ALIASES = {
 _SPELLING = {"defence": "defense", "offence": "offense", "licence": "license"}
 
 
+_QUOTES = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"'})
+
+
+def fold(text: str) -> str:
+    """Case-folded, curly quotes straightened: how answer spans are compared."""
+    return text.translate(_QUOTES).lower()
+
+
 def normalise_text(text: str) -> str:
     text = text.translate(_APOSTROPHES).lower()
     text = _ACRONYMS.sub(lambda m: "".join(g for g in m.groups() if g), text)

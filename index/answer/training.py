@@ -32,10 +32,10 @@ from index.answer.features import (
     Scored,
     candidate_features,
     decision_features,
-    fold,
     prior_idf,
 )
 from index.answer.model import FORMAT_VERSION, AnswerModel, Calibration, Trees
+from index.answer.text import fold
 from index.engine import Engine, clean_question
 from index.lexical import tokenize as lexical_terms
 
