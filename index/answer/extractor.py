@@ -87,10 +87,6 @@ class AnswerExtractor:
     def threshold(self) -> float:
         return self.model.threshold if self._threshold is None else self._threshold
 
-    @threshold.setter
-    def threshold(self, value: float | None) -> None:
-        self._threshold = value
-
     def read(
         self,
         question: str,
@@ -174,13 +170,9 @@ class AnswerExtractor:
         if not quote.strip() or best.text not in quote:
             log.warning("answer: quote not found verbatim in article %r; declining", doc_id)
             return Answer(question, answered=False, hits=hits, confidence=confidence)
+        # best.text is article[best.start:best.end] (read_candidates checked the passage
+        # against the article), so a span inside it is verbatim in the quote too.
         span = answer_span(best, start, reading.scored.q_terms)
-        if (
-            span is not None
-            and quote[span[0] : span[1]]
-            != best.text[span[0] - (best.start - start) : span[1] - (best.start - start)]
-        ):
-            span = None
         return Answer(
             question,
             answered=True,

@@ -26,6 +26,7 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -186,6 +187,14 @@ class _Idf:
         return (self.n * own + PRIOR_PASSAGES * prior) / (self.n + PRIOR_PASSAGES)
 
 
+@lru_cache(maxsize=512)
+def article_terms(text: str) -> frozenset[str]:
+    """The BM25 terms of a whole article. Cached by its text (a str caches its hash, and
+    the index hands out the same str each time), so the articles that questions read are
+    stemmed once, and a new index version's changed text is never served stale."""
+    return frozenset(lexical_terms(text))
+
+
 def _idf_coverage(weights: dict[str, float], terms: frozenset[str] | set[str]) -> float:
     total = sum(weights.values())
     if total <= 0:
@@ -259,14 +268,14 @@ def candidate_features(
         stats = doc_stats.get(doc)
         if stats is None:
             try:
-                words = lex_of(article_text(doc)) | lex_of(hit.passage.title)
+                words = article_terms(article_text(doc)) | lex_of(hit.passage.title)
             except Exception:
                 words = frozenset()
             absent = [t for t in known if not _present(t, words)]
             total = sum(known.values()) or 1.0
             stats = doc_stats[doc] = {
                 "doc_idf_cov": _idf_coverage(known, words),
-                "absent_idf": _absent(known, words),
+                "absent_idf": max((known[t] for t in absent), default=0.0),
                 "absent_idf_share": sum(known[t] for t in absent) / total,
                 "absent_numbers": float(sum(1 for t in is_number if t not in words)),
                 "doc_hits": 0.0,
@@ -278,14 +287,15 @@ def candidate_features(
     for index, hit in enumerate(read):
         p = hit.passage
         p_dense = hit.dense_score if hit.dense_score is not None else 0.0
+        p_words = lex_of(p.text) | lex_of(p.title)
         passage_feats[index] = {
             "hit_index": float(index),
             "fused_ratio": hit.score / top_fused,
             "p_dense": p_dense,
             "p_dense_gap": p_dense - top_dense,
             "p_lex_ratio": (hit.lexical_score or 0.0) / top_lex,
-            "p_idf_cov": _idf_coverage(known, lex_of(p.text) | lex_of(p.title)),
-            "p_absent_idf": _absent(known, lex_of(p.text) | lex_of(p.title)),
+            "p_idf_cov": _idf_coverage(known, p_words),
+            "p_absent_idf": _absent(known, p_words),
             "title_idf_cov": _idf_coverage(known, lex_of(p.title)),
             **doc_stats[p.doc_id],
         }
