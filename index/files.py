@@ -46,8 +46,12 @@ def load_npy(path: Path) -> np.ndarray:
     return np.load(path)
 
 
-def file_checksum(path: Path) -> str:
-    """``sha256:<hex>`` of the file's bytes."""
+def sha256_file(path: Path) -> str:
+    """The hex SHA-256 of a file's bytes, read in blocks (model weights, data files)."""
     with open(path, "rb") as fh:
-        digest = hashlib.file_digest(fh, CHECKSUM_ALGORITHM).hexdigest()
-    return f"{CHECKSUM_ALGORITHM}:{digest}"
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def file_checksum(path: Path) -> str:
+    """``sha256:<hex>`` of the file's bytes, as the index manifest records it."""
+    return f"{CHECKSUM_ALGORITHM}:{sha256_file(path)}"

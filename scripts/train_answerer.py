@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from index.answer import training
 from index.answer.model import DEFAULT_MODEL, AnswerModel, save_model
 from index.embedders.models import default_model_dir
+from index.files import sha256_file
 from newsdesk.services import open_engine
 from newsdesk.settings import Settings
 
@@ -123,8 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
 
     manifest = {
-        "train_sha256": training.file_sha256(train_path),
-        "dev_sha256": training.file_sha256(dev_path),
+        "train_sha256": sha256_file(train_path),
+        "dev_sha256": sha256_file(dev_path),
         "passages_read": args.passages,
         "index_version": engine.index.version,
         "embedding_model": engine.embedder.name,

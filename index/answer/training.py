@@ -16,7 +16,6 @@ this module. The steps, all seeded and single-threaded so a run is reproducible:
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 from collections.abc import Iterable, Sequence
@@ -92,10 +91,6 @@ class Question:
 
 def read_rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text("utf-8").splitlines() if line]
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def vocabulary_prior(tokenizer_json: Path) -> dict[str, float]:

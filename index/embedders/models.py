@@ -10,7 +10,6 @@ against a pinned SHA-256 before every load. Nothing is ever downloaded.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.util
 import json
 import os
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from index.embedders.base import Embedder
 from index.errors import ModelError
+from index.files import sha256_file
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 DEFAULT_MODEL_ALIASES = {DEFAULT_MODEL, "sentence-transformers/all-MiniLM-L6-v2"}
@@ -28,14 +28,6 @@ DEFAULT_MODEL_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fa
 DEFAULT_MODEL_PACKAGE = "all_minilm_l6_v2"
 WEIGHTS_FILES = ("model.safetensors", "pytorch_model.bin")
 _STAMP = ".newsdesk-verified.json"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def packaged_model_zip() -> Path:
