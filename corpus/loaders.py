@@ -133,6 +133,7 @@ __all__ = [
     "display_path",
     "iter_corpus_files",
     "iter_jsonl",
+    "json_lines",
     "load_corpus",
     "load_text_file",
     "parse_text_article",
@@ -597,6 +598,16 @@ def _parse_json_line(line: str, where: str) -> dict[str, object] | Skipped:
     return record
 
 
+def json_lines(content: str, shown: str) -> Iterator[tuple[int, str, dict[str, object] | Skipped]]:
+    """``(line number, line, object or why not)`` for each non-blank line of JSON Lines text.
+
+    Only "\n" ends a line: str.splitlines() also splits at U+2028, U+0085 and other
+    characters JSON allows raw inside a string, and would cut such a record in two."""
+    for lineno, line in enumerate(content.split("\n"), start=1):
+        if line.strip():
+            yield lineno, line, _parse_json_line(line, f"{shown}:{lineno}")
+
+
 def _jsonl_items(
     path: Path, root: Path, max_bytes: int
 ) -> Iterator[tuple[int, bool, Article | Skipped]]:
@@ -617,13 +628,8 @@ def _jsonl_items(
         return
     rel = _relative_id(path, root)
     source = _default_source(root)
-    # Only "\n" ends a line: str.splitlines() also splits at U+2028, U+0085 and other
-    # characters JSON allows raw inside a string.
-    for lineno, line in enumerate(content.split("\n"), start=1):
-        if not line.strip():
-            continue
+    for lineno, _, record in json_lines(content, shown):
         where = f"{shown}:{lineno}"
-        record = _parse_json_line(line, where)
         if isinstance(record, Skipped):
             yield lineno, False, record
             continue

@@ -50,6 +50,22 @@ def test_loaders_read_the_archive(tmp_path: Path) -> None:
     assert article.paragraphs == tuple(TEXT.split("\n"))
 
 
+def test_a_line_separator_inside_an_article_does_not_split_it(tmp_path: Path) -> None:
+    """U+2028 is written raw (ensure_ascii=False) and JSON allows it inside a string:
+    reading the archive back must not cut the record there and lose the article."""
+    text = "A paragraph\u2028that an editor broke with a line separator.\nAnd another."
+    archive = Archive(tmp_path)
+    archive.put("news", _article(text=text))
+    archive.save()
+    again = Archive(tmp_path)
+    assert again.unreadable == []
+    assert again.put("news", _article(text=text)).action == "unchanged"
+    again.save()
+    loaded = load_corpus([archive_dir(tmp_path)])
+    assert not loaded.skipped and len(loaded.articles) == 1
+    assert "paragraph\u2028that an editor" in loaded.articles[0].text
+
+
 def test_unreadable_lines_are_kept_as_they_were(tmp_path: Path) -> None:
     path = archive_dir(tmp_path) / "news.jsonl"
     path.parent.mkdir(parents=True)

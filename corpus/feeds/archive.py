@@ -27,6 +27,7 @@ from pathlib import Path
 
 from corpus.feeds.sources import archive_dir
 from corpus.feeds.store import atomic_write
+from corpus.loaders import json_lines
 
 __all__ = ["Archive", "FeedArticle", "PutResult", "article_id", "text_key"]
 
@@ -96,13 +97,8 @@ class Archive:
             if path.name.startswith("."):
                 continue
             records: list[dict[str, str]] = []
-            for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    record = None
+            content = path.read_text(encoding="utf-8")
+            for lineno, line, record in json_lines(content, path.name):
                 if not isinstance(record, dict) or not record.get("url"):
                     # Keep lines we cannot read exactly as they are: nothing stored is lost.
                     self.unreadable.append(f"{path.name}:{lineno}")
