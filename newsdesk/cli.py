@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 from pydantic import ValidationError
 
 from corpus.feeds.errors import BadSourceError, RoundBusyError
-from index.errors import BadQuestionError, IndexBusyError, IndexMissingError, NewsdeskError
+from index.errors import BadQuestionError, IndexBusyError, NewsdeskError
 from index.types import Answer, Hit
 from newsdesk import __version__
 from newsdesk.messages import error_message
@@ -295,19 +295,10 @@ def _stdin_questions() -> Iterator[tuple[int, str | None, str | None]]:
 
 
 def _open_for_questions(settings: Settings):  # -> Engine (imported lazily: cold start)
-    """The engine; only the default index ($NEWSDESK_DATA_DIR/index) is built on first use,
-    so a mistyped --index is an error, not a new index of the sample corpus."""
-    from index.store import current_version_path
-    from newsdesk.services import check_index_path, open_engine
+    """The engine; the default index is built on first use (only that one)."""
+    from newsdesk.services import open_engine
 
-    check_index_path(settings)
-    if not settings.index_is_default and current_version_path(settings.index_path) is None:
-        raise IndexMissingError(
-            f"No index at {settings.index_path} (only the default index, "
-            f"{settings.data_dir / 'index'}, is built on first use).",
-            index_dir=settings.index_path,
-        )
-    return open_engine(settings, build_if_missing=settings.index_is_default)
+    return open_engine(settings, build_if_missing=True)
 
 
 def cmd_ask(settings: Settings, args: argparse.Namespace) -> int:

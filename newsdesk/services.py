@@ -10,7 +10,7 @@ from corpus.loaders import LoadOptions
 from index.build import ReindexReport, reindex
 from index.embedders import Embedder, load_embedder
 from index.engine import Engine
-from index.errors import NewsdeskError
+from index.errors import IndexMissingError, NewsdeskError
 from index.store import IndexDir
 from newsdesk.settings import Settings
 
@@ -74,11 +74,19 @@ def run_reindex(
 def open_engine(
     settings: Settings, embedder: Embedder | None = None, *, build_if_missing: bool = False
 ) -> Engine:
-    """Load the current index for querying; optionally build it first when there is none."""
+    """Load the current index for querying. ``build_if_missing``: build it first when there
+    is none, if it is the default index ($NEWSDESK_DATA_DIR/index): any other path with no
+    index is an error, so a mistyped --index never becomes a new index of the sample."""
     check_index_path(settings)
-    embedder = embedder or make_embedder(settings)
     index_dir = IndexDir(settings.index_path)
     if build_if_missing and index_dir.current() is None:
+        if not settings.index_is_default:
+            raise IndexMissingError(
+                f"No index at {settings.index_path} (only the default index, "
+                f"{settings.data_dir / 'index'}, is built on first use).",
+                index_dir=settings.index_path,
+            )
+        embedder = embedder or make_embedder(settings)
         print(
             f"No index at {settings.index_path} yet: building it from "
             + ", ".join(str(d) for d in settings.corpus_dirs)
@@ -86,6 +94,7 @@ def open_engine(
             file=sys.stderr,
         )
         run_reindex(settings, embedder)
+    embedder = embedder or make_embedder(settings)
     index = index_dir.load(expect_model=(embedder.name, embedder.fingerprint))
     return Engine.create(
         index,

@@ -16,7 +16,7 @@ from index.embedders import load_embedder
 from index.engine import Engine
 from index.evaluation import evaluate, read_questions
 from index.store import load_index
-from newsdesk.services import open_engine
+from newsdesk.services import open_engine, run_reindex
 from newsdesk.settings import Settings
 
 pytestmark = pytest.mark.model
@@ -26,7 +26,8 @@ pytestmark = pytest.mark.model
 def sample_engine(model_data_dir: Path, tmp_path_factory, real_embedder) -> Engine:
     index_dir = tmp_path_factory.mktemp("sample") / "idx"
     settings = Settings(data_dir=model_data_dir, index_dir=index_dir)
-    return open_engine(settings, real_embedder, build_if_missing=True)
+    run_reindex(settings, real_embedder)  # only the default index is built implicitly
+    return open_engine(settings, real_embedder)
 
 
 def test_a_confident_answer_leads_with_its_short_answer(sample_engine: Engine) -> None:
