@@ -20,7 +20,7 @@ from bot.logs import describe_api_error, not_json, redact, setup_logging
 from bot.plugins import PluginError, load_plugin
 from index.errors import NewsdeskError
 from newsdesk.messages import error_message
-from newsdesk.settings import BotSettings
+from newsdesk.settings import BotSettings, settings_problems
 
 EXIT_RUNTIME = 1
 EXIT_CONFIG = 2
@@ -62,15 +62,9 @@ def token_problem(token: str) -> str | None:
 
 
 def settings_problem(exc: ValidationError) -> str:
-    lines = []
-    for error in exc.errors():
-        field = "_".join(str(part) for part in error["loc"]) or "settings"
-        name = f"NEWSDESK_{field.upper()}"
-        if field == "telegram_token" and error["type"] == "missing":
-            lines.append(f"{name} is not set. {HOW_TO}")
-        else:
-            lines.append(f"{name}: {error['msg']}")
-    return "\n".join(lines)
+    """The CLI's wording of invalid settings, and how to get a token when it is missing."""
+    missing = {"telegram_token": f"NEWSDESK_TELEGRAM_TOKEN is not set. {HOW_TO}"}
+    return "\n".join(settings_problems(exc, missing=missing))
 
 
 def fail(message: str, code: int) -> int:
