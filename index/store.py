@@ -529,14 +529,14 @@ class IndexDir:
                 f"{len(passages)} passages.",
                 index_dir=self.path,
             )
-        if sentences is not None and (
-            sentences.vectors.shape[0] != sentences.spans.shape[0]
-            or (len(sentences.spans) and int(sentences.spans[:, 0].max()) >= len(passages))
-        ):
-            raise IndexCorruptError(
-                f"The sentence vectors at {version_dir} do not fit its passages.",
-                index_dir=self.path,
-            )
+        if sentences is not None:
+            try:
+                _check_sentences(sentences, len(passages))
+            except ValueError as exc:
+                raise IndexCorruptError(
+                    f"The sentence vectors at {version_dir} do not fit its passages.",
+                    index_dir=self.path,
+                ) from exc
         return LoadedIndex(version_dir, manifest, articles, passages, vectors, lexical, sentences)
 
     def unchanged(
