@@ -22,7 +22,7 @@ import logging
 from collections.abc import Sequence
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
-from telegram.constants import ChatMemberStatus, ChatType, ParseMode
+from telegram.constants import ChatID, ChatMemberStatus, ChatType, ParseMode
 from telegram.error import TelegramError
 from telegram.ext import (
     ApplicationHandlerStop,
@@ -100,7 +100,7 @@ async def may_change(update: Update, context: Context, created_by: int | None = 
 def acting_user(update: Update) -> int | None:
     """Who adds a topic (None for an anonymous group admin)."""
     user = update.effective_user
-    return None if user is None or user.id == h.ANONYMOUS_ADMIN else user.id
+    return None if user is None or user.id == ChatID.ANONYMOUS_ADMIN else user.id
 
 
 # ---- commands ----------------------------------------------------------------------------

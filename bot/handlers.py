@@ -22,7 +22,7 @@ from telegram import (
     ReplyParameters,
     Update,
 )
-from telegram.constants import ChatAction, ChatType, ParseMode
+from telegram.constants import ChatAction, ChatID, ChatType, ParseMode
 from telegram.error import BadRequest, TelegramError
 
 from bot import format as fmt
@@ -37,11 +37,8 @@ log = logging.getLogger(__name__)
 MORE = "more"
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 APOLOGY = "Sorry, something went wrong on my side. Please try again in a moment."
-# Senders that stand for a whole chat: @GroupAnonymousBot (an anonymous group admin, in
-# every group) and @Channel_Bot (a channel posting in a group). They are limited per chat.
-ANONYMOUS_ADMIN = 1087968824
-CHANNEL_BOT = 136817688
 Context = BotContext
+CHAT_SENDERS = (ChatID.ANONYMOUS_ADMIN, ChatID.FAKE_CHANNEL)
 
 
 def is_admin(services: BotServices, user_id: int | None) -> bool:
@@ -130,8 +127,10 @@ def rate_key(update: Update) -> int | None:
     User ids are positive and group and channel ids negative, so the keys never meet."""
     message, user = update.effective_message, update.effective_user
     if update.callback_query is None and message is not None:
+        # @GroupAnonymousBot (an anonymous admin, in every group) and @Channel_Bot (a
+        # channel posting in a group) stand for a whole chat: limited per chat.
         on_behalf = message.sender_chat or (
-            message.chat if user is not None and user.id in (ANONYMOUS_ADMIN, CHANNEL_BOT) else None
+            message.chat if user is not None and user.id in CHAT_SENDERS else None
         )
         if on_behalf is not None:
             return on_behalf.id
