@@ -406,14 +406,6 @@ class SubscriptionStore:
             self._retire(conn, "chat_id = ?", (chat_id,), DROPPED, f"chat paused: {reason}")
         return count
 
-    def resume_chat(self, chat_id: int) -> int:
-        with self._write() as conn:
-            return conn.execute(
-                "UPDATE subscriptions SET paused = 0, paused_reason = '' "
-                "WHERE chat_id = ? AND paused = 1",
-                (chat_id,),
-            ).rowcount
-
     def active(self) -> list[Subscription]:
         """Every subscription not paused, in id order."""
         with self._read() as conn:
@@ -662,14 +654,6 @@ class SubscriptionStore:
             f"WHERE status = ? AND {where}",
             (status, sent_at, reason, PENDING, *args),
         ).rowcount
-
-    def was_alerted(self, chat_id: int, doc_id: str) -> bool:
-        """True when (chat, article) was ever queued (whatever became of it)."""
-        with self._read() as conn:
-            row = conn.execute(
-                "SELECT 1 FROM alerts WHERE chat_id = ? AND doc_id = ?", (chat_id, doc_id)
-            ).fetchone()
-        return row is not None
 
     def status_of(self, chat_id: int, doc_id: str) -> str | None:
         with self._read() as conn:
