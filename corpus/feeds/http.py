@@ -26,7 +26,7 @@ import email.utils
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import urljoin, urlsplit
 from urllib.robotparser import RobotFileParser
 
@@ -154,8 +154,6 @@ class FetchStats:
     conditional: int = 0
     not_modified: int = 0
     retries: int = 0
-    robots_requests: int = 0
-    unconditional_urls: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -250,10 +248,6 @@ class Fetcher:
 
     # ------------------------------------------------------------------ robots.txt
 
-    async def allowed(self, url: str) -> bool:
-        """Whether robots.txt lets our agent fetch ``url`` (always true when not respected)."""
-        return await self.robots_verdict(url) is None
-
     async def robots_verdict(self, url: str) -> str | None:
         """``None`` when ``url`` may be fetched, else why not (forbidden, or unreachable)."""
         if not self.settings.respect_robots:
@@ -293,7 +287,6 @@ class Fetcher:
     async def _fetch_robots(self, host: str, old: RobotsEntry | None) -> RobotsEntry | None:
         url = f"{host}/robots.txt"
         validators = Validators(old.etag, old.last_modified) if old else Validators()
-        self.stats.robots_requests += 1
         try:
             response = await self._get_following(
                 url, validators, _ROBOTS_MAX_BYTES, check_robots=False, accept="text/plain"
@@ -347,7 +340,7 @@ class Fetcher:
             if location is None:
                 assert response is not None
                 if current != url:
-                    response = _with(response, redirected_from=url)
+                    response = replace(response, redirected_from=url)
                 return response
             target = urljoin(current, location)
             if target in seen:
@@ -392,8 +385,6 @@ class Fetcher:
             self.stats.requests += 1
             if validators:
                 self.stats.conditional += 1
-            else:
-                self.stats.unconditional_urls.append(url)
             try:
                 async with self._client.stream("GET", url, headers=headers) as r:
                     return await self._read(url, r, max_bytes)
@@ -459,9 +450,3 @@ class _Retryable(Exception):
 
 def _validators(r: httpx.Response) -> Validators:
     return Validators(r.headers.get("etag", ""), r.headers.get("last-modified", ""))
-
-
-def _with(response: Response, **changes: object) -> Response:
-    from dataclasses import replace
-
-    return replace(response, **changes)  # type: ignore[arg-type]

@@ -304,11 +304,8 @@ class _LinkCollector(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.links: list[tuple[str, str]] = []
-        self.is_html = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ("html", "head", "body"):
-            self.is_html = True
         if tag != "link":
             return
         values = {k.lower(): (v or "") for k, v in attrs}

@@ -126,7 +126,6 @@ class RoundSummary:
     requests: int = 0
     conditional: int = 0
     not_modified: int = 0
-    unconditional_urls: list[str] = field(default_factory=list)
     written: list[str] = field(default_factory=list)
 
     def _total(self, attr: str) -> int:
@@ -537,7 +536,6 @@ async def fetch_round(
     summary.requests = stats.requests
     summary.conditional = stats.conditional
     summary.not_modified = stats.not_modified
-    summary.unconditional_urls = list(stats.unconditional_urls)
     summary.written = sorted(run.written)
     summary.finished = time.time()
     log.info("feeds: %s", " ".join(summary.lines()[:2]))
