@@ -72,6 +72,10 @@ def _split_list(value: object) -> object:
     return value
 
 
+# The feed round's own defaults, so the NEWSDESK_FEEDS_* fields cannot drift from them.
+_FEED = FeedSettings()
+
+
 class Settings(BaseSettings):
     """The engine's settings: enough to index and answer from the shell."""
 
@@ -102,15 +106,15 @@ class Settings(BaseSettings):
     # Following news sources (corpus.feeds): `newsdesk fetch` and the bot's scheduled rounds.
     # The fetched articles (<data_dir>/feeds) join corpus_dirs (see _with_feeds_archive).
     feeds_enabled: bool = True  # the bot's scheduled rounds (when there are sources)
-    feeds_interval_minutes: float = Field(15.0, gt=0, le=7 * 24 * 60)
+    feeds_interval_minutes: float = Field(_FEED.interval_minutes, gt=0, le=7 * 24 * 60)
     feeds_user_agent: str = ""  # empty: "Newsdesk/<version> (news archive bot; feed reader)"
-    feeds_connect_timeout: float = Field(10.0, gt=0, le=300)
-    feeds_read_timeout: float = Field(20.0, gt=0, le=600)
-    feeds_per_host_delay: float = Field(1.0, ge=0, le=60)
-    feeds_per_host_concurrency: int = Field(1, ge=1, le=2)
-    feeds_retries: int = Field(2, ge=0, le=10)
-    feeds_max_items_per_source: int = Field(50, ge=1, le=1000)
-    feeds_failing_after: int = Field(3, ge=1, le=100)
+    feeds_connect_timeout: float = Field(_FEED.connect_timeout, gt=0, le=300)
+    feeds_read_timeout: float = Field(_FEED.read_timeout, gt=0, le=600)
+    feeds_per_host_delay: float = Field(_FEED.per_host_delay, ge=0, le=60)
+    feeds_per_host_concurrency: int = Field(_FEED.per_host_concurrency, ge=1, le=2)
+    feeds_retries: int = Field(_FEED.retries, ge=0, le=10)
+    feeds_max_items_per_source: int = Field(_FEED.max_items_per_source, ge=1, le=1000)
+    feeds_failing_after: int = Field(_FEED.failing_after, ge=1, le=100)
 
     def __init__(self, **values: Any) -> None:
         # .env comes from home(), resolved when the settings are built, not at import
