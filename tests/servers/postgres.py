@@ -1,0 +1,1 @@
+"""A PostgreSQL cluster for the tests (filled in by the PostgreSQL work)."""
