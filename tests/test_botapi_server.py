@@ -491,3 +491,160 @@ def _drive_standalone(line: str) -> None:
     assert isinstance(waited, dict) and waited["text"] == "hi there"
     sent = _http_json(f"{root}/_test/sent?chat_id={CHAT}")
     assert isinstance(sent, list) and [m["text"] for m in sent] == ["hi there"]
+
+
+# ----------------------------------------------------------------------------- webhooks
+
+
+class Receiver:
+    """A webhook endpoint on 127.0.0.1: records what it is posted, answers ``statuses`` in
+    turn (then 200)."""
+
+    def __init__(self, *statuses: int) -> None:
+        self.statuses = list(statuses)
+        self.posts: list[tuple[dict[str, object], str | None]] = []
+        self.runner: aiohttp.web.AppRunner | None = None
+        self.url = ""
+
+    async def handle(self, request: aiohttp.web.Request) -> aiohttp.web.Response:
+        self.posts.append(
+            (await request.json(), request.headers.get("X-Telegram-Bot-Api-Secret-Token"))
+        )
+        return aiohttp.web.Response(status=self.statuses.pop(0) if self.statuses else 200)
+
+    async def __aenter__(self) -> Receiver:
+        app = aiohttp.web.Application()
+        app.router.add_post("/hook", self.handle)
+        self.runner = aiohttp.web.AppRunner(app)
+        await self.runner.setup()
+        site = aiohttp.web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{self.runner.addresses[0][1]}/hook"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.runner is not None
+        await self.runner.cleanup()
+
+
+async def wait_for(condition: object, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.asyncio
+async def test_webhook_gets_updates_with_the_secret_and_stops_get_updates(
+    bot: Bot, server: BotApiServer
+) -> None:
+    async with Receiver() as hook:
+        assert await bot.set_webhook(hook.url, secret_token="s3cret_-1", max_connections=5)
+        info = await bot.get_webhook_info()
+        assert (info.url, info.max_connections, info.pending_update_count) == (hook.url, 5, 0)
+        with pytest.raises(Conflict, match="webhook is active"):
+            await bot.get_updates(timeout=0)
+        update = server.user_sends("/start", chat_id=CHAT, user_id=USER)
+        await wait_for(lambda: hook.posts)
+        [(posted, secret)] = hook.posts
+        assert posted == update and secret == "s3cret_-1"
+        await wait_for(lambda: server.pending_updates() == [])  # a 200 acknowledges it
+        assert await bot.delete_webhook()
+        assert (await bot.get_webhook_info()).url == ""
+        server.user_sends("/help", chat_id=CHAT, user_id=USER)
+        [polled] = await bot.get_updates(timeout=1)  # polling works again
+        assert polled.message is not None and polled.message.text == "/help"
+        assert len(hook.posts) == 1
+
+
+@pytest.mark.asyncio
+async def test_webhook_retries_an_update_answered_with_an_error(
+    bot: Bot, server: BotApiServer
+) -> None:
+    async with Receiver(500, 403) as hook:
+        await bot.set_webhook(hook.url)
+        update = server.user_sends("/start", chat_id=CHAT, user_id=USER)
+        await wait_for(lambda: len(server.webhook_posts()) == 3)
+        assert [p for p, _secret in hook.posts] == [update] * 3
+        assert [p.status for p in server.webhook_posts()] == [500, 403, 200]
+        info = await bot.get_webhook_info()
+        assert info.last_error_message == "Wrong response from the webhook: 403 Forbidden"
+        assert info.pending_update_count == 0
+        await asyncio.sleep(0.5)  # acknowledged: never posted again
+        assert len(hook.posts) == 3
+
+
+@pytest.mark.asyncio
+async def test_webhook_on_a_closed_port_is_retried_and_updates_wait(
+    bot: Bot, server: BotApiServer
+) -> None:
+    async with Receiver() as hook:
+        url = hook.url
+    await bot.set_webhook(url)  # the receiver is gone: connection refused
+    server.user_sends("/start", chat_id=CHAT, user_id=USER)
+    await wait_for(lambda: len(server.webhook_posts()) >= 2)
+    assert all(p.status == 0 for p in server.webhook_posts())
+    info = await bot.get_webhook_info()
+    assert info.pending_update_count == 1
+    assert (info.last_error_message or "").startswith("Connection failed")
+
+
+@pytest.mark.asyncio
+async def test_webhook_url_rules(bot: Bot) -> None:
+    with pytest.raises(BadRequest, match=r"(?i)wrong http url"):
+        await bot.set_webhook("ftp://127.0.0.1/hook")
+    with pytest.raises(BadRequest, match=r"(?i)unallowed characters"):
+        await bot.set_webhook("http://127.0.0.1:9/hook", secret_token="not secret!")
+    async with BotApiServer(TOKEN, https_only=True) as telegram:  # api.telegram.org's rule
+        strict = Bot(TOKEN, base_url=telegram.base_url)
+        async with strict:
+            with pytest.raises(BadRequest, match=r"(?i)https url must be provided"):
+                await strict.set_webhook("http://127.0.0.1:9/hook")
+            assert await strict.set_webhook("https://127.0.0.1:9/hook")
+
+
+@pytest.mark.asyncio
+async def test_application_webhook_end_to_end(server: BotApiServer) -> None:
+    async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        assert update.effective_message is not None
+        await update.effective_message.reply_text("echo: " + " ".join(context.args or []))
+
+    app: Application = ApplicationBuilder().token(TOKEN).base_url(server.base_url).build()  # type: ignore[type-arg]
+    app.add_handler(CommandHandler("echo", echo))
+    async with Receiver() as probe:  # a free port for the bot's own webhook server
+        port = int(probe.url.split(":")[2].split("/")[0])
+    await app.initialize()
+    await app.start()
+    assert app.updater is not None
+    await app.updater.start_webhook(
+        listen="127.0.0.1",
+        port=port,
+        url_path="telegram",
+        webhook_url=f"http://127.0.0.1:{port}/telegram",
+        secret_token="s3cret",
+    )
+    try:
+        server.user_sends("/echo over a webhook", chat_id=CHAT, user_id=USER)
+        reply = await server.wait_for_message(CHAT, timeout=5)
+        assert reply.text == "echo: over a webhook"
+    finally:
+        await app.updater.stop()
+        await app.stop()
+        await app.shutdown()
+    assert [p.status for p in server.webhook_posts()] == [200]
+
+
+@pytest.mark.asyncio
+async def test_held_calls_wait_and_carry_their_callers_tag(server: BotApiServer) -> None:
+    async with Bot(TOKEN, base_url=server.base_url_for("instance-b")) as bot:
+        server.hold("sendMessage", after=1, chat_ids=[CHAT])
+        await bot.send_message(CHAT + 1, "another chat: not counted")
+        await bot.send_message(CHAT, "first: let through")
+        second = asyncio.create_task(bot.send_message(CHAT, "second: held"))
+        held = await server.wait_held()
+        assert (held.tag, held.params["text"]) == ("instance-b", "second: held")
+        assert [m.text for m in server.sent(CHAT)] == ["first: let through"]
+        server.release()
+        assert (await second).text == "second: held"
+    assert {c.tag for c in server.calls("sendMessage")} == {"instance-b"}
+    assert [m.text for m in server.sent(CHAT)] == ["first: let through", "second: held"]

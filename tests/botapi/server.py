@@ -25,6 +25,16 @@ Usage from sync code (the server runs its own event loop in a background thread)
         server.user_sends("/start", chat_id=42, user_id=42)
         reply = server.wait_for_message_sync(42)
 
+Webhook mode, as the local ``telegram-bot-api`` server does it: once the bot calls
+``setWebhook`` (http:// URLs are accepted, as the local server accepts them), ``getUpdates``
+answers 409 and every queued update is POSTed as JSON to the URL, with the
+``X-Telegram-Bot-Api-Secret-Token`` header when a ``secret_token`` was given; an update
+whose POST fails or is not answered 2xx is posted again ``webhook_retry_delay`` seconds
+later (up to ``max_connections`` at once, in no particular order). Several bot processes
+can be told apart: each may use its own :meth:`BotApiServer.base_url_for` ``tag``, which
+every :class:`CallRecord` carries. :meth:`BotApiServer.hold` makes chosen calls wait (a
+sender caught mid-batch) until :meth:`BotApiServer.release`.
+
 Standalone process (driven over HTTP through the ``/_test/...`` control endpoints)::
 
     python -m tests.botapi.server --port 8081
@@ -53,7 +63,9 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlparse
 
+import aiohttp
 from aiohttp import web
 
 __all__ = [
@@ -64,7 +76,10 @@ __all__ = [
     "BotApiServer",
     "BotMessage",
     "EntityParseError",
+    "HeldCall",
     "MessageVersion",
+    "Webhook",
+    "WebhookPost",
     "parse_html",
 ]
 
@@ -164,6 +179,12 @@ _ERR_NOT_MODIFIED = (
     "exactly the same as a current content and reply markup of the message"
 )
 _ERR_BAD_QUERY = "Bad Request: query is too old and response timeout expired or query ID is invalid"
+_ERR_WEBHOOK_ACTIVE = (
+    "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete "
+    "the webhook first"
+)
+_LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+_SECRET_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _ERR_CONFLICT = (
     "Conflict: terminated by other getUpdates request; make sure that only one bot instance is "
     "running"
@@ -580,6 +601,50 @@ class CallRecord:
     status: int
     response: JSONDict
     time: float
+    tag: str = ""  # the caller's base_url_for(tag): which bot process made the call
+
+
+@dataclass
+class Webhook:
+    """What ``setWebhook`` set (``getWebhookInfo`` reports it)."""
+
+    url: str
+    secret_token: str | None = None
+    max_connections: int = 40
+    allowed_updates: list[str] | None = None
+    ip_address: str | None = None
+    last_error_date: int | None = None
+    last_error_message: str | None = None
+
+
+@dataclass
+class WebhookPost:
+    """One POST of an update to the webhook: ``status`` is the HTTP answer (0: no answer)."""
+
+    update_id: int
+    url: str
+    status: int
+    error: str | None
+    time: float
+
+
+@dataclass
+class HeldCall:
+    """A call :meth:`BotApiServer.hold` keeps waiting: who made it, with what."""
+
+    method: str
+    params: JSONDict
+    tag: str
+    released: bool = False
+    abandoned: bool = False  # the caller went away (e.g. killed) while it was held
+
+
+@dataclass
+class _Hold:
+    method: str
+    chat_ids: frozenset[int] | None
+    skip: int
+    count: int
 
 
 @dataclass
@@ -659,6 +724,9 @@ class BotApiServer:
         strict_ampersand: bool = True,
         strict_chats: bool = False,
         max_poll_timeout: float = 50.0,
+        https_only: bool = False,
+        webhook_retry_delay: float = 0.2,
+        webhook_timeout: float = 10.0,
     ) -> None:
         self.token = token
         self.host = host
@@ -668,6 +736,14 @@ class BotApiServer:
         self.strict_ampersand = strict_ampersand
         self.strict_chats = strict_chats
         self.max_poll_timeout = max_poll_timeout
+        # False: like the local telegram-bot-api server, any http(s) webhook URL and port;
+        # True: like api.telegram.org, https only.
+        self.https_only = https_only
+        self.webhook_retry_delay = webhook_retry_delay
+        self.webhook_timeout = webhook_timeout
+        self._webhook_task: asyncio.Task[None] | None = None
+        self._post_tasks: set[asyncio.Task[None]] = set()
+        self._http: Any = None  # aiohttp.ClientSession on the server loop
         head = token.split(":", 1)[0]
         self.bot_id = int(head) if head.isdigit() else 123
 
@@ -683,6 +759,7 @@ class BotApiServer:
 
         self._methods: dict[str, Callable[[JSONDict], Any]] = {
             "getme": self._m_get_me,
+            "setwebhook": self._m_set_webhook,
             "deletewebhook": self._m_delete_webhook,
             "getwebhookinfo": self._m_get_webhook_info,
             "getupdates": self._m_get_updates,
@@ -725,9 +802,18 @@ class BotApiServer:
             self._flood_remaining = 0
             self._flood_retry_after = 1
             self._flood_methods: frozenset[str] = frozenset({"sendmessage"})
+            self._webhook: Webhook | None = None
+            self._in_flight: set[int] = set()  # update ids being posted to the webhook
+            self._retry_at: dict[int, float] = {}  # update id -> monotonic time of next try
+            self._webhook_posts: list[WebhookPost] = []
+            self._holds: list[_Hold] = []
+            self._held: list[HeldCall] = []
+            self._release_event: asyncio.Event | None = None
 
     def reset(self) -> None:
-        """Forget all updates, messages, calls, commands, blocks and flood settings."""
+        """Forget all updates, messages, calls, commands, blocks, flood settings, holds and
+        the webhook."""
+        self.release()
         self._reset_state()
         self._notify()
 
@@ -773,6 +859,12 @@ class BotApiServer:
         """Value for PTB's ``base_file_url``."""
         return f"{self.url}/file/bot"
 
+    def base_url_for(self, tag: str) -> str:
+        """A ``base_url`` for one of several bot processes: its calls carry ``tag``."""
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", tag):
+            raise ValueError(f"tag {tag!r}: letters, digits, '_', '.' or '-' only")
+        return f"{self.url}/tag/{tag}/bot"
+
     @property
     def api_url(self) -> str:
         """Full method URL prefix including the token: ``{api_url}/getMe``."""
@@ -782,6 +874,8 @@ class BotApiServer:
         app = web.Application()
         app.router.add_route("*", "/bot{token}/{method}", self._handle_api)
         app.router.add_route("*", "/file/bot{token}/{path:.*}", self._handle_file)
+        app.router.add_route("*", "/tag/{tag}/bot{token}/{method}", self._handle_api)
+        app.router.add_route("*", "/tag/{tag}/file/bot{token}/{path:.*}", self._handle_file)
         app.router.add_post("/_test/user_sends", self._ctl_user_sends)
         app.router.add_post("/_test/user_clicks", self._ctl_user_clicks)
         app.router.add_get("/_test/sent", self._ctl_sent)
@@ -792,6 +886,7 @@ class BotApiServer:
         app.router.add_post("/_test/flood", self._ctl_flood)
         app.router.add_post("/_test/reset", self._ctl_reset)
         app.router.add_get("/_test/state", self._ctl_state)
+        app.router.add_get("/_test/webhook", self._ctl_webhook)
         return app
 
     async def start(self) -> BotApiServer:
@@ -810,6 +905,10 @@ class BotApiServer:
         await site.start()
         self._runner = runner
         self._port = int(runner.addresses[0][1])
+        self._http = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self.webhook_timeout)
+        )
+        self._webhook_task = asyncio.create_task(self._webhook_loop(), name="botapi-webhook")
         return self
 
     async def stop(self) -> None:
@@ -819,7 +918,16 @@ class BotApiServer:
             return
         self._closing = True
         self._notify()
+        self.release()
         await asyncio.sleep(0)
+        tasks = [t for t in (self._webhook_task, *self._post_tasks) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._webhook_task = None
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
         await runner.cleanup()
         self._runner = None
         self._port = None
@@ -903,6 +1011,177 @@ class BotApiServer:
             self._flood_remaining = count
             self._flood_retry_after = retry_after
             self._flood_methods = frozenset(m.lower() for m in methods)
+
+    def hold(
+        self,
+        method: str = "sendMessage",
+        *,
+        after: int = 0,
+        count: int = 1,
+        chat_ids: Iterable[int] | None = None,
+    ) -> None:
+        """Let ``after`` calls of ``method`` (to ``chat_ids``, if given) through, then keep
+        the next ``count`` waiting (nothing done, nothing recorded) until :meth:`release`.
+        A caller that goes away meanwhile (killed) leaves its call undone, as Telegram would
+        never have received it."""
+        chats = frozenset(int(c) for c in chat_ids) if chat_ids is not None else None
+        with self._lock:
+            self._holds.append(_Hold(method.lower(), chats, after, count))
+
+    def release(self) -> None:
+        """Let every held call go on, and hold no more."""
+        with self._lock:
+            self._holds.clear()
+            event = self._release_event
+            self._release_event = None
+        loop = self._loop
+        if event is not None and loop is not None and not loop.is_closed():
+            if threading.get_ident() == self._loop_thread_id:
+                event.set()
+            else:
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(event.set)
+
+    def held(self) -> list[HeldCall]:
+        """The calls held so far (waiting, released or abandoned), oldest first."""
+        with self._lock:
+            return list(self._held)
+
+    async def wait_held(self, timeout: float = 10.0) -> HeldCall:
+        """The first call still held, once there is one (``TimeoutError`` after ``timeout``)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            with self._lock:
+                waiting = [h for h in self._held if not h.released and not h.abandoned]
+            if waiting:
+                return waiting[0]
+            if loop.time() > deadline:
+                raise TimeoutError(f"no call held within {timeout}s")
+            await asyncio.sleep(0.02)
+
+    def _hold_for(self, method: str, params: JSONDict) -> bool:
+        """Whether this call is to be held (and counts it against the holds)."""
+        with self._lock:
+            for hold in self._holds:
+                if hold.method != method.lower() or hold.count <= 0:
+                    continue
+                if hold.chat_ids is not None:
+                    try:
+                        chat = int(str(params.get("chat_id")))
+                    except ValueError:
+                        continue
+                    if chat not in hold.chat_ids:
+                        continue
+                if hold.skip > 0:
+                    hold.skip -= 1
+                    return False
+                hold.count -= 1
+                return True
+        return False
+
+    async def _wait_if_held(self, method: str, params: JSONDict, tag: str) -> None:
+        if not self._hold_for(method, params):
+            return
+        call = HeldCall(method, copy.deepcopy(params), tag)
+        with self._lock:
+            if self._release_event is None:
+                self._release_event = asyncio.Event()
+            event = self._release_event
+            self._held.append(call)
+        try:
+            await event.wait()
+        except asyncio.CancelledError:  # the caller disconnected: the call never happened
+            call.abandoned = True
+            raise
+        call.released = True
+
+    # ---------------------------------------------------------------- webhook
+
+    @property
+    def webhook(self) -> Webhook | None:
+        """What ``setWebhook`` set, or None (updates wait for ``getUpdates``)."""
+        with self._lock:
+            return copy.deepcopy(self._webhook)
+
+    def webhook_posts(self) -> list[WebhookPost]:
+        """Every POST of an update to the webhook so far, oldest first (retries included)."""
+        with self._lock:
+            return list(self._webhook_posts)
+
+    def _due_for_webhook(self) -> tuple[Webhook | None, list[JSONDict], float | None]:
+        """The webhook, the updates to post now, and when the next retry falls due."""
+        now = time.monotonic()
+        with self._lock:
+            hook = self._webhook
+            if hook is None or self._closing:
+                return None, [], None
+            self._updates = [u for u in self._updates if self._deliverable(u)]
+            free = hook.max_connections - len(self._in_flight)
+            due: list[JSONDict] = []
+            next_retry: float | None = None
+            for update in self._updates:
+                update_id = update["update_id"]
+                if update_id in self._in_flight:
+                    continue
+                at = self._retry_at.get(update_id, 0.0)
+                if at > now:
+                    next_retry = at if next_retry is None else min(next_retry, at)
+                    continue
+                if len(due) < free:
+                    due.append(copy.deepcopy(update))
+                    self._in_flight.add(update_id)
+            return copy.deepcopy(hook), due, next_retry
+
+    async def _webhook_loop(self) -> None:
+        """Post queued updates to the webhook while one is set."""
+        while not self._closing:
+            changed = self._async_changed
+            hook, due, next_retry = self._due_for_webhook()
+            for update in due:
+                assert hook is not None
+                task = asyncio.create_task(self._post_update(hook, update))
+                self._post_tasks.add(task)
+                task.add_done_callback(self._post_tasks.discard)
+            wait = 1.0 if next_retry is None else max(0.0, next_retry - time.monotonic())
+            if changed is None:
+                await asyncio.sleep(wait)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), wait)
+
+    async def _post_update(self, hook: Webhook, update: JSONDict) -> None:
+        update_id = update["update_id"]
+        headers = {"Content-Type": "application/json"}
+        if hook.secret_token:
+            headers["X-Telegram-Bot-Api-Secret-Token"] = hook.secret_token
+        status, error = 0, None
+        try:
+            if urlparse(hook.url).hostname not in _LOCAL_HOSTS:
+                raise ConnectionError("the test server posts to this machine only")
+            async with self._http.post(hook.url, data=json.dumps(update), headers=headers) as r:
+                status = r.status
+                await r.read()
+                if not 200 <= status < 300:
+                    error = f"Wrong response from the webhook: {status} {r.reason}"
+        except asyncio.CancelledError:
+            with self._lock:
+                self._in_flight.discard(update_id)
+            raise
+        except Exception as exc:  # connection refused, reset, timeout
+            error = f"Connection failed: {type(exc).__name__}: {exc}".rstrip(": ")
+        with self._lock:
+            self._in_flight.discard(update_id)
+            self._webhook_posts.append(WebhookPost(update_id, hook.url, status, error, time.time()))
+            if error is None:
+                self._updates = [u for u in self._updates if u["update_id"] != update_id]
+                self._retry_at.pop(update_id, None)
+            else:
+                self._retry_at[update_id] = time.monotonic() + self.webhook_retry_delay
+                if self._webhook is not None and self._webhook.url == hook.url:
+                    self._webhook.last_error_date = int(time.time())
+                    self._webhook.last_error_message = error
+        self._notify()
 
     def add_chat(
         self,
@@ -1242,15 +1521,17 @@ class BotApiServer:
 
     async def _handle_api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
+        tag = request.match_info.get("tag", "")
         try:
             params = await self._read_params(request)
         except ApiError as exc:
             params = {}
             status, body = exc.code, exc.to_json()
         else:
+            await self._wait_if_held(method, params, tag)
             status, body = await self._dispatch(request.match_info["token"], method, params)
         with self._lock:
-            self._calls.append(CallRecord(method, params, status, body, time.time()))
+            self._calls.append(CallRecord(method, params, status, body, time.time(), tag))
         return web.json_response(body, status=status)
 
     async def _dispatch(self, token: str, method: str, params: JSONDict) -> tuple[int, JSONDict]:
@@ -1380,16 +1661,66 @@ class BotApiServer:
             "has_main_web_app": False,
         }
 
-    def _m_delete_webhook(self, params: JSONDict) -> bool:
-        if _as_bool(params, "drop_pending_updates"):
-            with self._lock:
+    def _m_set_webhook(self, params: JSONDict) -> bool:
+        url = str(params.get("url") or "")
+        if not url:  # an empty URL removes the webhook
+            return self._m_delete_webhook(params)
+        parsed = urlparse(url)
+        if self.https_only and parsed.scheme != "https":
+            raise _bad_request("bad webhook: An HTTPS URL must be provided for webhook")
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise _bad_request("bad webhook: Wrong HTTP URL specified")
+        secret = params.get("secret_token")
+        if secret is not None and not _SECRET_TOKEN_RE.match(str(secret)):
+            raise _bad_request("secret token contains unallowed characters")
+        max_connections = _as_int(params, "max_connections", required=False) or 40
+        if not 1 <= max_connections <= 100:
+            raise _bad_request("bad webhook: max_connections must be between 1 and 100")
+        allowed = params.get("allowed_updates")
+        with self._lock:
+            if _as_bool(params, "drop_pending_updates"):
                 self._updates.clear()
+            if isinstance(allowed, list):
+                self._allowed_updates = [str(a) for a in allowed]
+            self._webhook = Webhook(
+                url=url,
+                secret_token=str(secret) if secret else None,
+                max_connections=max_connections,
+                allowed_updates=[str(a) for a in allowed] if isinstance(allowed, list) else None,
+                ip_address=str(params["ip_address"]) if params.get("ip_address") else None,
+            )
+            self._retry_at.clear()
+        self._notify()  # a waiting getUpdates ends with 409; the poster starts
+        return True
+
+    def _m_delete_webhook(self, params: JSONDict) -> bool:
+        with self._lock:
+            self._webhook = None
+            self._retry_at.clear()
+            if _as_bool(params, "drop_pending_updates"):
+                self._updates.clear()
+        self._notify()
         return True
 
     def _m_get_webhook_info(self, params: JSONDict) -> JSONDict:
         with self._lock:
             pending = len(self._updates)
-        return {"url": "", "has_custom_certificate": False, "pending_update_count": pending}
+            hook = self._webhook
+            info: JSONDict = {
+                "url": hook.url if hook else "",
+                "has_custom_certificate": False,
+                "pending_update_count": pending,
+            }
+            if hook is not None:
+                info["max_connections"] = hook.max_connections
+                if hook.allowed_updates is not None:
+                    info["allowed_updates"] = list(hook.allowed_updates)
+                if hook.ip_address:
+                    info["ip_address"] = hook.ip_address
+                if hook.last_error_date is not None:
+                    info["last_error_date"] = hook.last_error_date
+                    info["last_error_message"] = hook.last_error_message
+        return info
 
     def _deliverable(self, update: JSONDict) -> bool:
         kind = next(k for k in update if k != "update_id")
@@ -1409,6 +1740,8 @@ class BotApiServer:
         allowed = params.get("allowed_updates")
         loop = asyncio.get_running_loop()
         with self._lock:
+            if self._webhook is not None:
+                raise ApiError(409, _ERR_WEBHOOK_ACTIVE)
             if isinstance(allowed, list):
                 self._allowed_updates = [str(a) for a in allowed]
             if offset is not None:
@@ -1424,6 +1757,8 @@ class BotApiServer:
             with self._lock:
                 if generation != self._poll_generation:
                     raise ApiError(409, _ERR_CONFLICT)
+                if self._webhook is not None:
+                    raise ApiError(409, _ERR_WEBHOOK_ACTIVE)
                 if self._closing:
                     return []
                 self._updates = [u for u in self._updates if self._deliverable(u)]
@@ -1753,6 +2088,13 @@ class BotApiServer:
             methods=body.get("methods", ["sendMessage"]),
         )
         return web.json_response({"ok": True})
+
+    async def _ctl_webhook(self, request: web.Request) -> web.Response:
+        hook = self.webhook
+        with self._lock:
+            posts = [dataclasses.asdict(p) for p in self._webhook_posts]
+        body = {"webhook": dataclasses.asdict(hook) if hook else None, "posts": posts}
+        return web.json_response(body)
 
     async def _ctl_reset(self, request: web.Request) -> web.Response:
         self.reset()
