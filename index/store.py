@@ -12,6 +12,7 @@ Layout of an index directory::
                                vectors.npy, dense.faiss, bm25/
     <index>/changes.jsonl      one line per version: articles added, changed, removed
     <index>/.lock              held (flock) by the one re-index allowed at a time
+    <index>/readers/<instance>.json  the version each running process serves (a heartbeat)
 
 A new version is written into ``versions/.tmp-*``, renamed into place, logged,
 and only then made current; a re-index that dies half-way leaves the previous
@@ -26,6 +27,13 @@ rebuilds a damaged version from its intact files instead of calling it up to dat
 Manifests from before checksums (same format number: the field is additive) load with
 their sizes checked; the next re-index rewrites the version with checksums.
 
+Several processes, on several machines, may read one index folder (NFS or the like). Each
+records the version it serves in ``readers/`` (``IndexDir.note_reader``: a small JSON file
+written aside and renamed over, refreshed at every reload check, removed by
+``drop_reader`` at shutdown); ``collect_garbage`` keeps every version a fresh record names.
+Readers take no lock (an flock on NFS is not to be trusted, and a reader must never stop a
+re-index); only the writer holds ``.lock``.
+
 The change log is replaced whole (written aside, then renamed), never appended in
 place, so a crash cannot leave a torn line for the next entry to be glued to; a torn
 line left by an older Newsdesk is skipped and the entry glued to it recovered.
@@ -37,9 +45,14 @@ import errno
 import fcntl
 import json
 import logging
+import math
 import os
+import re
+import secrets
 import shutil
+import socket
 import stat
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -75,6 +88,11 @@ VECTORS = "vectors.npy"
 CHANGES = "changes.jsonl"
 STAMP = "verified.json"  # the verdict of the last full verification (not in the manifest)
 KEEP_VERSIONS = 3
+READERS = "readers"  # <index>/readers/<instance>.json: which version each process serves
+# A reader record older than this (or than 3 of its own heartbeat intervals, if longer)
+# pins nothing: its process is taken for dead, and its record is removed.
+READER_TTL = 600.0
+TRASH = ".trash-"  # versions/.trash-<version>-<pid>: a version being deleted
 
 
 @dataclass(slots=True)
@@ -377,6 +395,80 @@ def _write_files(
     lexical.save(directory)
     if sentences is not None:
         sentences.save(directory)
+
+
+# ---- readers of a shared index folder ----------------------------------------------------
+
+
+def instance_name(configured: str = "") -> str:
+    """This process's name among those sharing an index folder or a database: the setting
+    (``NEWSDESK_INSTANCE_NAME``) when set, else "<hostname>-<pid>"."""
+    return configured.strip() or f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _reader_file(instance: str) -> str:
+    """The record's file name: the instance name with anything but letters, digits, ``_``,
+    ``-`` and ``.`` replaced, never hidden (temporaries are), never empty."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", instance).lstrip(".")[:200]
+    return f"{safe or '_'}.json"
+
+
+@dataclass(frozen=True, slots=True)
+class Reader:
+    """One process's record in ``<index>/readers/``: the version it serves."""
+
+    instance: str
+    version: str
+    host: str
+    pid: int
+    seen: float  # the last heartbeat: the later of the record's time and the file's mtime
+    every: float = 0.0  # its heartbeat interval, as it said (0: unknown)
+    file: Path | None = field(default=None, compare=False)
+
+    def fresh(self, now: float, ttl: float = READER_TTL) -> bool:
+        """Whether the process is taken for alive: it wrote within the TTL (or within three
+        of its own heartbeat intervals, when those are longer)."""
+        return now - self.seen < max(ttl, 3 * self.every)
+
+
+def _parse_reader(path: Path, st: os.stat_result) -> Reader | None:
+    """The record in ``path``, or None when it is not one (torn, garbage, wrong types)."""
+    try:
+        data = json.loads(path.read_bytes())
+        version, host, pid = data["version"], data.get("host", ""), data.get("pid", 0)
+        seen, every = data.get("seen", 0.0), data.get("every", 0.0)
+        if not (
+            isinstance(version, str)
+            and isinstance(host, str)
+            and type(pid) is int
+            and all(type(x) in (int, float) and math.isfinite(x) for x in (seen, every))
+        ):
+            return None
+        instance = data.get("instance", path.stem)
+        return Reader(
+            instance if isinstance(instance, str) else path.stem,
+            version,
+            host,
+            pid,
+            max(float(seen), st.st_mtime),
+            float(every),
+            path,
+        )
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
+
+
+def _forget(path: Path, seen: os.stat_result) -> None:
+    """Remove a reader record found stale, unless its process has just refreshed it (a
+    refresh renames a new file over it: another inode)."""
+    try:
+        if path.stat().st_ino == seen.st_ino:
+            path.unlink()
+    except OSError:
+        pass
+
+
+_UNWRITABLE: set[Path] = set()  # index folders whose readers/ we could not write (warned)
 
 
 # ---- the index directory -----------------------------------------------------------------
@@ -781,15 +873,149 @@ class IndexDir:
             log.info("Removing %s, left by an interrupted re-index", leftover)
             _remove(leftover)
 
-    def collect_garbage(self, keep: int = KEEP_VERSIONS) -> None:
-        """Delete old versions (and leftovers of interrupted builds), keeping the newest few
-        and the current one."""
+    def collect_garbage(
+        self, keep: int = KEEP_VERSIONS, *, reader_ttl: float = READER_TTL, now: float | None = None
+    ) -> list[str]:
+        """Delete old versions (and leftovers of interrupted builds); the names deleted.
+
+        Kept: the current version, the newest ``keep``, and every version a fresh reader
+        record names (``note_reader``: a bot on this or another machine still serving it).
+        Stale records (older than ``reader_ttl``) pin nothing and are removed, as are
+        unreadable ones once as old. A version is renamed aside (``versions/.trash-*``)
+        before its files are deleted, so a deletion cut short (a crash, files held open
+        on NFS) never leaves a half version under a version's name; later runs finish it.
+        Call it holding the lock (the re-index does).
+        """
+        now = time.time() if now is None else now
         current = self.current()
-        done = sorted(p for p in self.versions.iterdir() if p.name.startswith("v"))
-        for old in done[:-keep]:
-            if old != current:
-                shutil.rmtree(old, ignore_errors=True)
+        in_use = {r.version: r for r in self._live_readers(now, reader_ttl)}
+        done = (
+            sorted(p for p in self.versions.iterdir() if p.name.startswith("v") and p.is_dir())
+            if self.versions.is_dir()
+            else []
+        )
+        removed = []
+        for old in done[: max(len(done) - keep, 0)]:
+            if current is not None and old.name == current.name:
+                continue
+            if old.name in in_use:
+                reader = in_use[old.name]
+                log.info("Keeping %s: %s on %s serves it", old, reader.instance, reader.host)
+                continue
+            trash = self.versions / f"{TRASH}{old.name}-{os.getpid()}"
+            try:
+                os.rename(old, trash)
+            except OSError as exc:
+                log.warning("Could not remove the old version %s: %s", old, exc)
+                continue
+            _remove(trash)
+            removed.append(old.name)
+        for leftover in self.versions.glob(f"{TRASH}*") if self.versions.is_dir() else ():
+            _remove(leftover)  # a deletion cut short, by this run or an earlier one
         self.clean_temporaries()
+        return removed
+
+    # -- readers (processes serving a version, on this machine or another) -----------------
+
+    @property
+    def readers_dir(self) -> Path:
+        return self.path / READERS
+
+    def note_reader(
+        self, instance: str, version: str | Path, *, every: float = 0.0, now: float | None = None
+    ) -> bool:
+        """Record (or refresh: call it again within ``READER_TTL``) that ``instance`` serves
+        ``version`` (a name or a version folder), so that no re-index on any machine deletes
+        it. ``every`` is the caller's heartbeat interval: a record stays fresh for three of
+        them when that is longer than the TTL.
+
+        The record is written aside and renamed over the old one, so other machines read
+        the old record or the new one, never half of one. A folder that cannot be written
+        (a read-only mount) is logged once and False returned: the process serves anyway,
+        but its version is not protected from cleanup.
+        """
+        name = version.name if isinstance(version, Path) else version
+        record = {
+            "instance": instance,
+            "version": name,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "seen": time.time() if now is None else now,
+            "every": every,
+        }
+        target = self.readers_dir / _reader_file(instance)
+        tmp = self.readers_dir / f".{target.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            self.readers_dir.mkdir(exist_ok=True)
+            tmp.write_text(json.dumps(record), encoding="utf-8")
+            os.replace(tmp, target)
+        except OSError as exc:
+            _remove(tmp)
+            if self.path not in _UNWRITABLE:
+                _UNWRITABLE.add(self.path)
+                log.warning(
+                    "Cannot record which index version this process serves in %s (%s): a "
+                    "re-index may delete it while it is in use.",
+                    self.readers_dir,
+                    exc,
+                )
+            return False
+        _UNWRITABLE.discard(self.path)
+        return True
+
+    def drop_reader(self, instance: str) -> None:
+        """Remove ``instance``'s record (at shutdown), if this process wrote it: a record
+        since taken over by another process of the same name is left to it. Never raises."""
+        path = self.readers_dir / _reader_file(instance)
+        try:
+            reader = _parse_reader(path, path.stat())
+            if reader is None or (reader.host, reader.pid) == (socket.gethostname(), os.getpid()):
+                path.unlink(missing_ok=True)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("Could not remove the reader record %s: %s", path, exc)
+
+    def readers(self) -> list[Reader]:
+        """Every readable record in ``readers/``, fresh or stale, by instance name."""
+        found = [reader for _, _, reader in self._reader_records() if reader is not None]
+        return sorted(found, key=lambda r: r.instance)
+
+    def _reader_records(self) -> Iterator[tuple[Path, os.stat_result, Reader | None]]:
+        """(file, its stat, its record or None when unreadable) for every record file."""
+        try:
+            paths = [p for p in self.readers_dir.iterdir() if not p.name.startswith(".")]
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for path in paths:
+            try:
+                st = path.stat()
+                if stat.S_ISREG(st.st_mode):
+                    yield path, st, _parse_reader(path, st)
+            except OSError:  # gone since the listing (dropped, or renamed over: read next time)
+                continue
+
+    def _live_readers(self, now: float, ttl: float) -> list[Reader]:
+        """The fresh records. Stale ones, unreadable files and temporaries left by a killed
+        writer are removed once older than the TTL; unreadable ones are logged."""
+        live = []
+        for path, st, reader in self._reader_records():
+            if reader is None:
+                log.warning("Ignoring %s: not a reader record (torn or foreign)", path)
+                if now - st.st_mtime >= ttl:
+                    _forget(path, st)
+            elif reader.fresh(now, ttl):
+                live.append(reader)
+            else:
+                log.info("Reader %s on %s is silent: forgetting it", reader.instance, reader.host)
+                _forget(path, st)
+        for tmp in self.readers_dir.glob(".*.tmp-*") if self.readers_dir.is_dir() else ():
+            try:
+                if now - tmp.stat().st_mtime >= ttl:
+                    _remove(tmp)
+            except OSError:
+                continue
+        return live
 
     @contextmanager
     def lock(self) -> Iterator[None]:
