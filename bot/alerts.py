@@ -47,7 +47,6 @@ from index.subscriptions import (
     Subscription,
     SubscriptionError,
     SubscriptionNotFoundError,
-    SubscriptionStore,
     clean_topic,
     topic_key,
 )
@@ -296,8 +295,7 @@ def alerts_plugin(
     async def on_start(app: App) -> None:
         services = get_services(app)
         store = await asyncio.to_thread(
-            SubscriptionStore.in_data_dir,
-            services.settings.data_dir,
+            services.subscription_store,  # the shared database, or alerts.sqlite3 as before
             max_topics=max_topics,
             max_topic_chars=max_topic_chars,
         )

@@ -1,4 +1,9 @@
-"""A per-asker sliding-window rate limit for questions (Telegram's own limits are PTB's job)."""
+"""A per-asker sliding-window rate limit for questions (Telegram's own limits are PTB's job).
+
+``RateLimiter`` counts in memory, per process (the default); ``DatabaseRateLimiter`` counts
+in the shared state database, so that the limit holds across bot instances (used when a
+PostgreSQL database is configured).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from index.database import Database
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,3 +76,88 @@ class RateLimiter:
         for key in idle:
             del self._events[key]
             self._told_until.pop(key, None)
+
+
+_LIMIT_MIGRATIONS = (
+    {
+        "sqlite": """
+        CREATE TABLE rate_events (key INTEGER NOT NULL, at REAL NOT NULL);
+        CREATE INDEX rate_events_key ON rate_events (key, at);
+        CREATE TABLE rate_told (key INTEGER PRIMARY KEY, until REAL NOT NULL)
+        """,
+        "postgres": """
+        CREATE TABLE rate_events (key BIGINT NOT NULL, at DOUBLE PRECISION NOT NULL);
+        CREATE INDEX rate_events_key ON rate_events (key, at);
+        CREATE TABLE rate_told (key BIGINT PRIMARY KEY, until DOUBLE PRECISION NOT NULL)
+        """,
+    },
+)
+LIMITS_STORE = "rate_limits"
+
+
+class DatabaseRateLimiter:
+    """``RateLimiter``'s contract, kept in the state database so that it holds across bot
+    instances: at most ``limit`` events per ``window`` seconds per key, wherever they were
+    asked, and only the first refusal of a window is notified (by whichever instance).
+
+    Each ``check`` is one write transaction holding a lock on its key (PostgreSQL: an
+    advisory transaction lock; SQLite: ``BEGIN IMMEDIATE``), so concurrent checks of one
+    key count one at a time. The clock is wall time (``time.time``): the instances'
+    clocks must agree (NTP) to a small part of the window. Thread-safe; blocking (one
+    round trip to the database).
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        limit: int,
+        window: float,
+        *,
+        clock: Callable[[], float] = time.time,
+        sweep_every: int = 1000,
+    ) -> None:
+        if limit < 1 or window <= 0:
+            raise ValueError("limit must be >= 1 and window > 0")
+        self.database = database
+        self.limit = limit
+        self.window = window
+        self._clock = clock
+        self._sweep_every = sweep_every
+        self._checks = 0
+        database.migrate(LIMITS_STORE, _LIMIT_MIGRATIONS)
+
+    def check(self, key: int) -> Verdict:
+        now = self._clock()
+        self._checks += 1
+        with self.database.write() as conn:
+            conn.lock(f"rate:{key}")
+            conn.execute(
+                "DELETE FROM rate_events WHERE key = ? AND at <= ?", (key, now - self.window)
+            )
+            count, first = conn.execute(
+                "SELECT COUNT(*), MIN(at) FROM rate_events WHERE key = ?", (key,)
+            ).fetchone()
+            if count >= self.limit:
+                wait = max(float(first) + self.window - now, 1e-6)
+                told = conn.execute("SELECT until FROM rate_told WHERE key = ?", (key,)).fetchone()
+                if told is not None and told[0] > now:
+                    return Verdict(wait)
+                conn.execute(
+                    "INSERT INTO rate_told (key, until) VALUES (?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET until = excluded.until",
+                    (key, now + wait),
+                )
+                return Verdict(wait, notify=True)
+            conn.execute("INSERT INTO rate_events (key, at) VALUES (?, ?)", (key, now))
+            conn.execute("DELETE FROM rate_told WHERE key = ?", (key,))
+            if self._checks % self._sweep_every == 0:  # keys not seen for a window
+                conn.execute("DELETE FROM rate_events WHERE at <= ?", (now - self.window,))
+                conn.execute("DELETE FROM rate_told WHERE until <= ?", (now,))
+        return Verdict(0.0)
+
+    def hit(self, key: int) -> float:
+        """``check`` for callers that only need the wait (0.0: allowed)."""
+        return self.check(key).wait
+
+
+Limiter = RateLimiter | DatabaseRateLimiter

@@ -1,4 +1,7 @@
-"""What the handlers use: the engine (hot-swapped), the question store, the rate limiter.
+"""What the handlers use: the engine (hot-swapped), the question store, the rate limiter,
+and the state database they live in (``database``: SQLite files by default, or the
+PostgreSQL database every instance shares; its ``try_lock`` serves work that must run once
+across instances).
 
 Built once in post_init. Retrieval runs on a small thread pool so the event loop stays
 free; each call takes the engine it starts with, so a swap never disturbs a question in
@@ -18,22 +21,29 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bot.format import example_questions
-from bot.limits import RateLimiter
+from bot.limits import DatabaseRateLimiter, Limiter, RateLimiter
 from bot.state import QuestionStore
 from index.build import ReindexReport
+from index.database import Database
 from index.embedders import Embedder
 from index.embedders.locked import LockedEmbedder
 from index.engine import Engine
 from index.store import current_version_path
+from index.subscriptions import SubscriptionStore
 from index.types import Answer, Hit
-from newsdesk.services import make_embedder, open_engine, run_reindex
+from newsdesk.services import (
+    STATE_FILE,
+    make_embedder,
+    open_engine,
+    open_state_database,
+    run_reindex,
+)
 from newsdesk.settings import BotSettings
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 SwapHook = Callable[[Engine, Engine], Awaitable[None]]
-STATE_FILE = "bot_state.sqlite3"
 MAX_HITS = 50
 
 
@@ -52,9 +62,10 @@ class BotServices:
     embedder: Embedder
     engine: Engine
     questions: QuestionStore
-    limiter: RateLimiter
+    limiter: Limiter
     executor: ThreadPoolExecutor
     examples: list[str] = field(default_factory=list)
+    database: Database | None = None  # None: tests that build services by hand
     loaded_at: float = field(default_factory=time.time)
     swap_hooks: list[SwapHook] = field(default_factory=list)
     _reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -64,25 +75,40 @@ class BotServices:
     @classmethod
     def open(cls, settings: BotSettings, embedder: Embedder | None = None) -> BotServices:
         """Load the model and the index (building it when there is none). Blocking."""
-        # the state file first: a damaged one is reported before a long index build
-        questions = QuestionStore(
-            settings.data_dir / STATE_FILE, ttl=settings.bot_question_ttl_days * 86400
-        )
+        # the state first: a damaged file or an unreachable database is reported before a
+        # long index build
+        database = open_state_database(settings, settings.data_dir / STATE_FILE)
         try:
+            questions = QuestionStore(database, ttl=settings.bot_question_ttl_days * 86400)
+            limiter: Limiter
+            if settings.database_url is not None:  # shared by every instance
+                limiter = DatabaseRateLimiter(
+                    database, settings.bot_rate_limit, settings.bot_rate_window
+                )
+            else:
+                limiter = RateLimiter(settings.bot_rate_limit, settings.bot_rate_window)
             embedder = LockedEmbedder(embedder or make_embedder(settings))
             engine = open_engine(settings, embedder, build_if_missing=True)
         except BaseException:
-            questions.close()
+            database.close()
             raise
         return cls(
             settings=settings,
             embedder=embedder,
             engine=engine,
             questions=questions,
-            limiter=RateLimiter(settings.bot_rate_limit, settings.bot_rate_window),
+            limiter=limiter,
             executor=ThreadPoolExecutor(settings.bot_workers, thread_name_prefix="newsdesk-ask"),
             examples=pick_examples(engine),
+            database=database,
         )
+
+    def subscription_store(self, **limits: int) -> SubscriptionStore:
+        """The alert store: in the shared PostgreSQL database when one is configured, else
+        its own SQLite file in the data folder (as always). Blocking."""
+        if self.settings.database_url is not None and self.database is not None:
+            return SubscriptionStore.on(self.database, **limits)
+        return SubscriptionStore.in_data_dir(self.settings.data_dir, **limits)
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run blocking engine work on the question threads, not on the event loop."""
@@ -155,10 +181,14 @@ class BotServices:
     async def reindex(self) -> ReindexReport:
         """Run the incremental re-index off the loop, then swap to its result at once."""
         async with self._reindex_lock:
-            report = await asyncio.to_thread(run_reindex, self.settings, self.embedder)
+            report = await asyncio.to_thread(
+                run_reindex, self.settings, self.embedder, database=self.database
+            )
         await self.reload_if_changed()
         return report
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
         self.questions.close()
+        if self.database is not None:
+            self.database.close()

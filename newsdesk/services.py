@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 from corpus.loaders import LoadOptions
 from index.build import ReindexReport, reindex
+from index.database import Database, open_database
 from index.embedders import Embedder, load_embedder
 from index.engine import Engine
-from index.errors import IndexMissingError, NewsdeskError
+from index.errors import IndexBusyError, IndexMissingError, NewsdeskError
 from index.store import IndexDir
 from newsdesk.settings import Settings
 
@@ -48,13 +51,65 @@ def check_index_path(settings: Settings) -> None:
             return
 
 
+STATE_FILE = "bot_state.sqlite3"  # the bot's SQLite state file, in the data folder
+
+
+def open_state_database(settings: Settings, sqlite_path: Path | None = None) -> Database:
+    """The state database: PostgreSQL when ``database_url`` is set (shared by every
+    instance), else the SQLite file ``sqlite_path`` (default: the bot's state file in the
+    data folder). Raises ``StateDatabaseError`` (naming the URL without its password) when
+    PostgreSQL cannot be reached."""
+    url = settings.database_url.get_secret_value() if settings.database_url else None
+    return open_database(
+        url,
+        sqlite_path or settings.data_dir / STATE_FILE,
+        settings.database_pool_size,
+        synchronous="NORMAL",
+    )
+
+
+@contextmanager
+def reindex_lock(settings: Settings, database: Database | None = None) -> Iterator[None]:
+    """With a PostgreSQL state database: hold its "reindex" lock (one re-index at a time
+    across machines), or raise ``IndexBusyError`` at once. Without one, nothing: the index
+    folder's own lock (taken by the re-index) is enough on one machine."""
+    if settings.database_url is None:
+        yield
+        return
+    owned = database is None
+    db = open_state_database(settings) if database is None else database
+    try:
+        with db.try_lock("reindex") as got:
+            if not got:
+                raise IndexBusyError(
+                    f"Another re-index is running (it holds the re-index lock in the "
+                    f"state database {db.label}). Wait for it to finish, then run this again."
+                )
+            yield
+    finally:
+        if owned:
+            db.close()
+
+
 def run_reindex(
     settings: Settings,
     embedder: Embedder,
     *,
     progress: Callable[[int, int], None] | None = None,
+    database: Database | None = None,
 ) -> ReindexReport:
+    """Re-index the corpus. With a PostgreSQL state database, one at a time across
+    machines (``reindex_lock``; ``database``: an open one to use, else one is opened)."""
     check_index_path(settings)
+    with reindex_lock(settings, database):
+        return _reindex(settings, embedder, progress)
+
+
+def _reindex(
+    settings: Settings,
+    embedder: Embedder,
+    progress: Callable[[int, int], None] | None,
+) -> ReindexReport:
     return reindex(
         settings.corpus_dirs,
         settings.index_path,

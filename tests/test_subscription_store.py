@@ -1,4 +1,8 @@
-"""The subscription store: topics, limits, the alert outbox and the cursor, in SQLite (WAL)."""
+"""The subscription store: topics, limits, the alert outbox and the cursor.
+
+The behaviour tests run on both backends (``store`` / ``make_database``: a SQLite file in
+WAL mode, then a PostgreSQL database of the test's own); a few are about SQLite files.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,13 @@ from pathlib import Path
 import pytest
 
 from index.alerts import pending_changes
+from index.database import Database, SchemaTooNewError, StateFileError
 from index.errors import NewsdeskError
-from index.sqlite_migrations import SchemaTooNewError, StateFileError
 from index.store import Change
 from index.subscriptions import (
     DB_NAME,
     SCHEMA_VERSION,
+    STORE,
     Alert,
     AlertStateError,
     BadTopicError,
@@ -24,6 +29,7 @@ from index.subscriptions import (
     TooManyTopicsError,
     clean_topic,
 )
+from tests.servers.postgres import DatabaseMaker
 
 
 def matched(sub_id: int | None, chat_id: int | None, doc_id: str) -> Alert:
@@ -44,8 +50,13 @@ def matched(sub_id: int | None, chat_id: int | None, doc_id: str) -> Alert:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> SubscriptionStore:
-    return SubscriptionStore.in_data_dir(tmp_path / "data")
+def store(make_database: DatabaseMaker) -> SubscriptionStore:
+    return SubscriptionStore.on(make_database("alerts"))
+
+
+def another(make_database: DatabaseMaker) -> SubscriptionStore:
+    """The same store through another client (another process's connections)."""
+    return SubscriptionStore.on(make_database("alerts"))
 
 
 def test_add_list_remove(store: SubscriptionStore):
@@ -76,8 +87,8 @@ def test_duplicate_topic_refused_per_chat(store: SubscriptionStore):
     store.add(2, "Premier League football transfers", user_id=3)  # other chat: fine
 
 
-def test_limits(tmp_path: Path):
-    store = SubscriptionStore(tmp_path / DB_NAME, max_topics=2, max_topic_chars=40)
+def test_limits(make_database: DatabaseMaker):
+    store = SubscriptionStore.on(make_database("alerts"), max_topics=2, max_topic_chars=40)
     store.add(1, "one topic", None)
     store.add(1, "two topic", None)
     with pytest.raises(TooManyTopicsError) as too_many:
@@ -92,6 +103,78 @@ def test_limits(tmp_path: Path):
         assert not short.value.too_long
     assert issubclass(TooManyTopicsError, NewsdeskError)
     assert clean_topic("a\x00b\tc  d") == "a b c d"
+
+
+def test_schema_version_recorded_and_newer_refused(make_database: DatabaseMaker):
+    store = another(make_database)
+    sub = store.add(5, "mobile phone technology", 9)
+    store.set_cursor("v000003")
+    database = make_database("alerts")
+    assert database.schema_version(STORE) == SCHEMA_VERSION
+    reopened = SubscriptionStore.on(database)
+    assert reopened.list(5) == [sub] and reopened.cursor() == "v000003"
+    _set_version(database, SCHEMA_VERSION + 1)
+    with pytest.raises(SchemaTooNewError, match="schema version") as newer:
+        another(make_database)
+    assert (newer.value.found, newer.value.known) == (SCHEMA_VERSION + 1, SCHEMA_VERSION)
+    assert database.label in str(newer.value)
+
+
+def _set_version(database: Database, version: int) -> None:
+    with database.write() as conn:
+        if database.dialect == "sqlite":
+            conn.execute(f"PRAGMA user_version = {version}")
+        else:
+            conn.execute("UPDATE newsdesk_schema SET version = ? WHERE store = ?", (version, STORE))
+
+
+def test_a_chat_id_beyond_32_bits(store: SubscriptionStore):
+    """Telegram's group and channel ids need 64 bits (BIGINT on PostgreSQL)."""
+    chat = -1001234567890
+    sub = store.add(chat, "airline industry", 2**40)
+    assert store.claim(chat, "a", sub.id)
+    [alert] = store.lease_due("one", 60)
+    assert alert.chat_id == chat and store.get(sub.id) == sub
+    assert store.mark_sent([alert.id], [2**33]) == 1
+    assert store.docs_for_message(chat, 2**33) == ["a"]
+
+
+def test_two_stores_leasing_at_once_never_share_an_alert(make_database: DatabaseMaker):
+    """Senders of several instances lease from threads at the same instant, round after
+    round as new alerts arrive: every alert is taken by exactly one of them (FOR UPDATE
+    SKIP LOCKED on PostgreSQL; without it, two senders read the same rows)."""
+    setup = another(make_database)
+    subs = [setup.add(chat, "airline industry", 1) for chat in range(1, 5)]
+    senders = [another(make_database) for _ in range(4)]
+    rounds = 10
+    gate = threading.Barrier(len(senders) + 1)  # the senders and this thread
+    taken: dict[int, set[int]] = {i: set() for i in range(len(senders))}
+    errors: list[BaseException] = []
+
+    def send(i: int, sender: SubscriptionStore) -> None:
+        try:
+            for _ in range(rounds):
+                gate.wait(timeout=30)  # new alerts are queued: all lease at once
+                taken[i].update(a.id for a in sender.lease_due(f"s{i}", 3600, now=1000.0))
+                gate.wait(timeout=30)
+        except BaseException as exc:
+            errors.append(exc)
+            gate.abort()
+
+    threads = [threading.Thread(target=send, args=(i, s)) for i, s in enumerate(senders)]
+    for t in threads:
+        t.start()
+    for n in range(rounds):
+        for sub in subs:
+            for k in range(5):
+                setup.claim(sub.chat_id, f"doc{n}-{k}", sub.id)
+        gate.wait(timeout=30)
+        gate.wait(timeout=30)
+    for t in threads:
+        t.join()
+    assert not errors
+    every = [alert_id for ids in taken.values() for alert_id in ids]
+    assert len(every) == len(set(every)) == rounds * len(subs) * 5  # each alert to one sender
 
 
 def test_wal_mode_schema_version_and_reopen(tmp_path: Path):
@@ -142,8 +225,8 @@ def test_claim_and_mark_sent_never_twice(store: SubscriptionStore):
     assert store.sent_count(1) == 1
 
 
-def test_pending_survives_reopen_with_attempts(tmp_path: Path):
-    store = SubscriptionStore.in_data_dir(tmp_path)
+def test_pending_survives_reopen_with_attempts(make_database: DatabaseMaker):
+    store = another(make_database)
     sub = store.add(1, "airline industry", 1)
     store.enqueue(
         [matched(sub.id, 1, "a"), matched(sub.id, 1, "b")],
@@ -151,7 +234,7 @@ def test_pending_survives_reopen_with_attempts(tmp_path: Path):
         new_cursor="v000002",
     )
     store.begin_attempt([store.pending()[0].id])  # ... and the process dies here
-    again = SubscriptionStore.in_data_dir(tmp_path)
+    again = another(make_database)
     pending = again.pending()
     assert [(p.doc_id, p.attempts) for p in pending] == [("a", 1), ("b", 0)]
     assert pending[0].quote == "A quote." and pending[0].title == "Title"
@@ -230,20 +313,20 @@ def test_cursor_compare_and_set(store: SubscriptionStore):
     assert store.cursor() == "v000002"
 
 
-def test_concurrent_claims_from_threads(tmp_path: Path):
-    store = SubscriptionStore.in_data_dir(tmp_path)
+def test_concurrent_claims_from_threads(make_database: DatabaseMaker):
+    store = another(make_database)
     sub = store.add(1, "airline industry", 1)
     wins: list[bool] = []
     lock = threading.Lock()
+    others = [another(make_database) for _ in range(6)]
 
-    def worker() -> None:
-        other = SubscriptionStore.in_data_dir(tmp_path)
+    def worker(other: SubscriptionStore) -> None:
         for doc in ("a", "b", "c"):
             won = other.claim(1, doc, sub.id)
             with lock:
                 wins.append(won)
 
-    threads = [threading.Thread(target=worker) for _ in range(6)]
+    threads = [threading.Thread(target=worker, args=(other,)) for other in others]
     for t in threads:
         t.start()
     for t in threads:
@@ -271,9 +354,9 @@ def test_pending_changes_helper():
 # ---- leases: several senders on one outbox (issue #10, fault 6) ----------------------------
 
 
-def test_a_lease_holds_other_senders_off_until_it_ends(tmp_path: Path):
-    store = SubscriptionStore.in_data_dir(tmp_path)
-    other = SubscriptionStore.in_data_dir(tmp_path)  # another process's connection
+def test_a_lease_holds_other_senders_off_until_it_ends(make_database: DatabaseMaker):
+    store = another(make_database)
+    other = another(make_database)  # another process's connections
     sub = store.add(1, "airline industry", 1)
     store.claim(1, "a", sub.id)
     store.claim(1, "b", sub.id)
@@ -294,8 +377,10 @@ def test_a_lease_holds_other_senders_off_until_it_ends(tmp_path: Path):
     assert other.mark_sent(ids) == 2 and store.pending() == []
 
 
-def test_a_released_lease_is_free_at_once_and_only_pending_rows_are_leased(tmp_path: Path):
-    store = SubscriptionStore.in_data_dir(tmp_path)
+def test_a_released_lease_is_free_at_once_and_only_pending_rows_are_leased(
+    make_database: DatabaseMaker,
+):
+    store = another(make_database)
     sub = store.add(1, "airline industry", 1)
     store.claim(1, "a", sub.id)
     store.claim(1, "b", sub.id)
