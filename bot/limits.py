@@ -7,6 +7,7 @@ PostgreSQL database is configured).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
@@ -70,6 +71,10 @@ class RateLimiter:
     def hit(self, key: int) -> float:
         """``check`` for callers that only need the wait (0.0: allowed)."""
         return self.check(key).wait
+
+    async def check_async(self, key: int) -> Verdict:
+        """``check`` for the event loop (in memory: no wait, so it runs in place)."""
+        return self.check(key)
 
     def _forget_idle(self, now: float) -> None:
         idle = [k for k, ev in self._events.items() if not ev or ev[-1] <= now - self.window]
@@ -158,6 +163,10 @@ class DatabaseRateLimiter:
     def hit(self, key: int) -> float:
         """``check`` for callers that only need the wait (0.0: allowed)."""
         return self.check(key).wait
+
+    async def check_async(self, key: int) -> Verdict:
+        """``check`` off the event loop (it waits for the database)."""
+        return await asyncio.to_thread(self.check, key)
 
 
 Limiter = RateLimiter | DatabaseRateLimiter

@@ -35,6 +35,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
+import os
 import re
 import sqlite3
 from abc import ABC, abstractmethod
@@ -341,21 +342,35 @@ class SqliteDatabase(Database):
 
     @contextmanager
     def try_lock(self, name: str) -> Iterator[bool]:
+        """An ``flock`` on ``<file>.<name>.lock`` beside the database, removed when the
+        block ends (so that locks named per index version do not pile up)."""
         safe = re.sub(r"[^\w.-]", "_", name)
         lock_path = self.path.with_name(f"{self.path.name}.{safe}.lock")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with lock_path.open("a+") as fh:
+        while True:
+            fh = lock_path.open("a+")
             try:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
+                fh.close()
                 if exc.errno not in (errno.EAGAIN, errno.EACCES):
                     raise
                 yield False
                 return
+            # the holder before us may have removed the file between our open and our
+            # lock: then we hold a lock on nothing, and try again on the new file
             try:
-                yield True
-            finally:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+                same = os.stat(lock_path).st_ino == os.fstat(fh.fileno()).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            fh.close()
+        try:
+            yield True
+        finally:
+            lock_path.unlink(missing_ok=True)  # while still held: no one locks a stale file
+            fh.close()
 
 
 # ---- PostgreSQL -------------------------------------------------------------------------------

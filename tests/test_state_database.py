@@ -377,3 +377,60 @@ def test_a_reindex_waits_for_no_one_while_another_machine_reindexes(
         assert not (tmp_path / "index").exists()  # nothing was started
     finally:
         elsewhere.close()
+
+
+def test_sqlite_lock_files_do_not_pile_up(tmp_path: Path):
+    database = SqliteDatabase(tmp_path / "bot_state.sqlite3")
+    for version in ("v000001", "v000002"):
+        with database.try_lock(f"alerts:{version}") as got:
+            assert got and len(list(tmp_path.glob("*.lock"))) == 1
+    assert list(tmp_path.glob("*.lock")) == []
+
+
+def test_limiters_check_from_the_event_loop(make_database: DatabaseMaker):
+    import asyncio
+
+    shared = DatabaseRateLimiter(make_database("limits"), 1, 60)
+    memory = RateLimiter(1, 60)
+
+    async def twice(limiter: RateLimiter | DatabaseRateLimiter) -> list[bool]:
+        return [(await limiter.check_async(3)).allowed for _ in range(2)]
+
+    assert asyncio.run(twice(shared)) == asyncio.run(twice(memory)) == [True, False]
+
+
+# ---- wiring: the bot's services build one state database from the settings ----------------
+
+
+def test_bot_services_share_one_state_database(
+    database_backend: str, request: pytest.FixtureRequest, tmp_path: Path, small_corpus: Path
+):
+    from bot.services import BotServices
+    from index.embedders.hashing import HashingEmbedder
+    from newsdesk.settings import BotSettings
+
+    url = request.getfixturevalue("pg_database_url") if database_backend == "postgres" else None
+    settings = BotSettings(  # type: ignore[call-arg]
+        _env_file=None,
+        telegram_token="1:a",
+        data_dir=tmp_path / "data",
+        corpus_dirs=[small_corpus],
+        database_url=url,
+    )
+    services = BotServices.open(settings, HashingEmbedder(64))
+    try:
+        database = services.database
+        assert database is not None and database.dialect == database_backend
+        assert services.questions.database is database
+        alerts = services.subscription_store()
+        if database_backend == "postgres":
+            assert isinstance(services.limiter, DatabaseRateLimiter)
+            assert alerts.database is database
+        else:  # the single-machine default, as before: two SQLite files, limits in memory
+            assert isinstance(services.limiter, RateLimiter)
+            assert database.label == str(settings.data_dir / "bot_state.sqlite3")
+            assert alerts.path == settings.data_dir / "alerts.sqlite3"
+        key = services.questions.put("Who visited Dushanbe?", chat_id=1)
+        assert services.questions.get(key, chat_id=1) is not None
+    finally:
+        services.close()
