@@ -33,6 +33,7 @@ _DOC_EXAMPLES = {  # tokens printed in Telegram's documentation
     "110201543:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw",
     "123456:ABC-DEF1234ghIkl-zyx57W2v1u123ew11",
 }
+TELEGRAM_API_HOST = "api.telegram.org"
 _WEBHOOK_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 HOW_TO = "Create a bot with @BotFather and put its token in .env (see docs/bot.md)."
 
@@ -59,6 +60,29 @@ def token_problem(token: str) -> str | None:
             f"a colon, then letters, digits, '_' or '-', e.g. 123456789:AAH...). {HOW_TO}"
         )
     return None
+
+
+def webhook_url_problem(webhook_url: str, base_url: str) -> str | None:
+    """Why Telegram cannot post updates to ``webhook_url``, or None.
+
+    api.telegram.org posts only to https:// URLs; a local Bot API server
+    (``NEWSDESK_TELEGRAM_BASE_URL`` pointing anywhere else, e.g. telegram-bot-api --local)
+    also posts to http://, e.g. to a load balancer in front of several bot instances on the
+    same private network."""
+    url = urlparse(webhook_url)
+    local_api = urlparse(base_url).hostname != TELEGRAM_API_HOST
+    if url.scheme == "https" and url.netloc:
+        return None
+    if url.scheme == "http" and url.netloc:
+        if local_api:
+            return None
+        return (
+            "NEWSDESK_TELEGRAM_WEBHOOK_URL is http://, but Telegram posts updates only to "
+            "https:// URLs. Use an https:// URL, or run a local Bot API server "
+            "(NEWSDESK_TELEGRAM_BASE_URL), which may post to http://."
+        )
+    allowed = "an https:// or http:// URL" if local_api else "an https:// URL"
+    return f"NEWSDESK_TELEGRAM_WEBHOOK_URL must be {allowed}."
 
 
 def settings_problem(exc: ValidationError) -> str:
@@ -106,9 +130,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(problem, EXIT_CONFIG)
     webhook_secret = ""
     if settings.telegram_webhook_url:
-        url = urlparse(settings.telegram_webhook_url)
-        if url.scheme != "https" or not url.netloc:
-            return fail("NEWSDESK_TELEGRAM_WEBHOOK_URL must be an https:// URL.", EXIT_CONFIG)
+        problem = webhook_url_problem(settings.telegram_webhook_url, settings.telegram_base_url)
+        if problem:
+            return fail(problem, EXIT_CONFIG)
         given = settings.telegram_webhook_secret
         webhook_secret = given.get_secret_value() if given else secrets.token_urlsafe(32)
         if not _WEBHOOK_SECRET.match(webhook_secret):
