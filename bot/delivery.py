@@ -3,13 +3,19 @@
 * ``AlertSender`` sends the outbox (``index.subscriptions.SubscriptionStore``): one
   digest per chat, each message marked sent right after it went out. A chat that blocked
   the bot or is gone is paused; a transient error leaves its alerts for a later round.
-  Several bot processes may share one data folder: each takes a lease on the alerts it
-  sends (``SubscriptionStore.lease_due``), so every alert goes out once; the alerts of a
-  process that died are sent by another once its lease ends (``DEFAULT_LEASE``).
+  Several bot processes may share one state database (or one data folder): each takes a
+  lease on the alerts it sends (``SubscriptionStore.lease_due``), so every alert goes out
+  once; the alerts of a process that died are sent by another once its lease ends
+  (``DEFAULT_LEASE``). The one window left: a process killed after Telegram accepted a
+  message and before ``mark_sent`` recorded it; that message goes out again (Telegram has
+  no idempotency key), and the next start logs it as a possible repeat.
 * ``AlertService`` runs rounds (match the new index versions, then deliver) one at a
   time, on the application's JobQueue: a catch-up round once the bot runs, another after
   each index swap (``trigger``), and a repeating job that retries what a transient error
-  held back.
+  held back, what another process still holds (it may die), and matching that another
+  process was doing. Matching a new version runs in one process at a time across all
+  instances (the database's ``try_lock``); the cursor's compare-and-set stays the safety
+  net.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ log = logging.getLogger(__name__)
 
 PREVIEW_ARTICLES = 3
 JOBS = ("newsdesk-alerts-catch-up", "newsdesk-alerts-retry")
+MATCH_LOCK = "alert-matching"  # the database lock held while matching new index versions
 # Seconds the alerts a process is sending stay reserved to it: long enough for one chat's
 # digest through Telegram's flood limits; the wait before another process sends the alerts
 # of one that died.
@@ -53,6 +60,16 @@ UNREACHABLE = (
     "not enough rights to send text",
     "have no rights to send",
 )
+
+
+class Skipped:
+    """What ``AlertService.match`` returns when another instance holds the matching lock."""
+
+    def __repr__(self) -> str:
+        return "SKIPPED"
+
+
+SKIPPED = Skipped()
 
 
 @dataclass(slots=True)
@@ -78,13 +95,16 @@ class AlertSender:
         *,
         lease: float = DEFAULT_LEASE,
         running: Callable[[], bool] = lambda: True,
+        owner: str = "",
     ) -> None:
         self.bot = bot
         self.store = store
         self.lease = lease
         self.running = running
-        # Who holds a lease: this process (and this sender, should a process run two).
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        # Who holds a lease: the instance's name when it has one (unique among instances;
+        # restarted under the same name, it resumes its own leases at once), else this
+        # process (and this sender, should a process run two).
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
     async def deliver(self) -> DeliveryReport:
         """Send every pending alert no other process holds: one digest per chat, chats one
@@ -192,7 +212,13 @@ class AlertService:
         self.store = store
         self.matcher = matcher
         self.retry_interval = retry_interval
-        self.sender = AlertSender(app.bot, store, lease=lease, running=lambda: app.running)
+        self.sender = AlertSender(
+            app.bot,
+            store,
+            lease=lease,
+            running=lambda: app.running,
+            owner=services.settings.instance_name,
+        )
         self.rounds = 0  # completed rounds (tests wait on it)
         self._again = False
         self._retry_due = False
@@ -261,25 +287,38 @@ class AlertService:
     # -- one round ----------------------------------------------------------------------
 
     async def run_round(self) -> None:
-        await asyncio.to_thread(self.match)
+        matched = await asyncio.to_thread(self.match)
         await self.deliver()
+        if matched is SKIPPED:  # come back: the instance matching may die before it queues
+            self._retry_due = True
 
-    def match(self) -> ProcessReport | None:
-        """Queue the alerts of the index versions after the cursor (blocking)."""
-        engine = self.services.engine
-        try:
-            return process_new_versions(
-                self.store, self.services.settings.index_path, engine.index, self.matcher
-            )
-        except AlertStateError as exc:  # another process matched these versions
-            log.warning("Alert matching skipped: %s", exc)
-        except NewsdeskError as exc:
-            log.error("Alert matching failed: %s", exc)
-        return None
+    def match(self) -> ProcessReport | Skipped | None:
+        """Queue the alerts of the index versions after the cursor (blocking), unless
+        another instance is doing it (``SKIPPED``)."""
+        database = self.services.database
+        lock = database.try_lock(MATCH_LOCK) if database else contextlib.nullcontext(True)
+        with lock as held:
+            if not held:
+                log.debug("Alert matching left to another instance (it holds the lock)")
+                return SKIPPED
+            engine = self.services.engine
+            try:
+                return process_new_versions(
+                    self.store, self.services.settings.index_path, engine.index, self.matcher
+                )
+            except AlertStateError as exc:  # another process matched these versions
+                log.warning("Alert matching skipped: %s", exc)
+            except NewsdeskError as exc:
+                log.error("Alert matching failed: %s", exc)
+            return None
 
     async def deliver(self) -> DeliveryReport:
         report = await self.sender.deliver()
-        self._retry_due = bool(report.retry)
+        # Alerts still pending after our round are held by another instance (or were just
+        # queued): check again later, so that a dead instance's alerts go out once its
+        # lease ends.
+        left = await asyncio.to_thread(self.store.pending) if not report.retry else []
+        self._retry_due = bool(report.retry or left)
         return report
 
     # -- for the handlers ---------------------------------------------------------------
