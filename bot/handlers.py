@@ -145,7 +145,7 @@ async def rate_limited(update: Update, context: Context) -> bool:
     user = update.effective_user
     if key is None or (key > 0 and is_admin(services, user.id if user else None)):
         return False
-    verdict = services.limiter.check(key)
+    verdict = await services.limiter.check_async(key)
     if verdict.notify:
         await respond(update, context, fmt.plain(fmt.format_rate_limited(verdict.wait)))
     return not verdict.allowed
@@ -284,7 +284,7 @@ async def on_more_sources(update: Update, context: Context) -> None:
             await query.edit_message_reply_markup(reply_markup=None)
         return
     if not is_admin(services, query.from_user.id):
-        verdict = services.limiter.check(query.from_user.id)
+        verdict = await services.limiter.check_async(query.from_user.id)
         if not verdict.allowed:  # a pop-up for the clicker, not a message in the chat
             await query.answer(fmt.format_rate_limited(verdict.wait)[: fmt.CALLBACK_LIMIT])
             return

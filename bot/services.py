@@ -28,7 +28,7 @@ from index.database import Database
 from index.embedders import Embedder
 from index.embedders.locked import LockedEmbedder
 from index.engine import Engine
-from index.store import current_version_path
+from index.store import IndexDir, current_version_path, instance_name
 from index.subscriptions import SubscriptionStore
 from index.types import Answer, Hit
 from newsdesk.services import (
@@ -66,6 +66,9 @@ class BotServices:
     executor: ThreadPoolExecutor
     examples: list[str] = field(default_factory=list)
     database: Database | None = None  # None: tests that build services by hand
+    # This process's name in the index folder's reader records (index.store.note_reader),
+    # which keep the version it serves from being cleaned up under it on shared storage.
+    instance: str = ""
     loaded_at: float = field(default_factory=time.time)
     swap_hooks: list[SwapHook] = field(default_factory=list)
     _reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -92,7 +95,7 @@ class BotServices:
         except BaseException:
             database.close()
             raise
-        return cls(
+        services = cls(
             settings=settings,
             embedder=embedder,
             engine=engine,
@@ -101,7 +104,18 @@ class BotServices:
             executor=ThreadPoolExecutor(settings.bot_workers, thread_name_prefix="newsdesk-ask"),
             examples=pick_examples(engine),
             database=database,
+            instance=instance_name(settings.instance_name),
         )
+        services.note_reader()
+        return services
+
+    def note_reader(self) -> None:
+        """Tell the index folder which version this instance serves (a heartbeat that keeps
+        it from being cleaned up while in use). Blocking; never raises."""
+        if self.instance:
+            IndexDir(self.settings.index_path).note_reader(
+                self.instance, self.engine.index.version, every=self.settings.bot_reload_interval
+            )
 
     def subscription_store(self, **limits: int) -> SubscriptionStore:
         """The alert store: in the shared PostgreSQL database when one is configured, else
@@ -128,7 +142,8 @@ class BotServices:
     async def reload_if_changed(self) -> bool:
         """Load the index version ``current`` points at, if it is not the one serving."""
         async with self._reload_lock:
-            target = current_version_path(self.settings.index_path)
+            # off the loop: on shared storage (NFS) a stat can hang
+            target = await asyncio.to_thread(current_version_path, self.settings.index_path)
             if target is None or target == self.engine.index.path.resolve():
                 return False
             if target == self._failed:
@@ -145,6 +160,7 @@ class BotServices:
                 return False
             old, self.engine = self.engine, new
             self._failed = None
+            await asyncio.to_thread(self.note_reader)
             self.loaded_at = time.time()
             self.examples = pick_examples(new)
             log.warning(
@@ -171,6 +187,7 @@ class BotServices:
             await self.reload_if_changed()
         except Exception:
             log.exception("Index reload check failed")
+        await asyncio.to_thread(self.note_reader)
 
     # ---- re-index ----------------------------------------------------------------------
 
@@ -189,6 +206,8 @@ class BotServices:
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
+        if self.instance:
+            IndexDir(self.settings.index_path).drop_reader(self.instance)
         self.questions.close()
         if self.database is not None:
             self.database.close()

@@ -205,3 +205,32 @@ def test_an_odd_instance_name_is_a_plain_file_name(tmp_path: Path):
     assert [r.instance for r in index.readers()] == ["../../etc/bot 1"]
     index.drop_reader("../../etc/bot 1")
     assert list(index.readers_dir.iterdir()) == []
+
+
+async def test_a_bot_records_the_version_it_serves_and_forgets_it_at_close(
+    tmp_path: Path, small_corpus: Path
+):
+    from bot.services import BotServices
+    from newsdesk.settings import BotSettings
+
+    settings = BotSettings(  # type: ignore[call-arg]
+        _env_file=None,
+        telegram_token="1:a",
+        data_dir=tmp_path / "data",
+        corpus_dirs=[small_corpus],
+        instance_name="bot-a",
+    )
+    services = BotServices.open(settings, HashingEmbedder(64))
+    index = IndexDir(settings.index_path)
+    try:
+        first = services.engine.index.version
+        assert [(r.instance, r.version) for r in index.readers()] == [("bot-a", first)]
+        (small_corpus / "late-news.txt").write_text(
+            "Title: Late news\n\nA new paragraph about something else entirely.\n"
+        )
+        await services.reindex()  # swaps at once: the record follows the new version
+        assert services.engine.index.version != first
+        assert [r.version for r in index.readers()] == [services.engine.index.version]
+    finally:
+        services.close()
+    assert index.readers() == []
