@@ -635,6 +635,7 @@ class HeldCall:
     method: str
     params: JSONDict
     tag: str
+    time: float = field(default_factory=time.time)  # when it arrived
     released: bool = False
     abandoned: bool = False  # the caller went away (e.g. killed) while it was held
 
