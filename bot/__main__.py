@@ -134,6 +134,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if problem:
             return fail(problem, EXIT_CONFIG)
         given = settings.telegram_webhook_secret
+        if given is None and settings.database_url is not None:
+            return fail(
+                "With NEWSDESK_DATABASE_URL (instances sharing one bot), set "
+                "NEWSDESK_TELEGRAM_WEBHOOK_SECRET, the same on every instance: each would "
+                "otherwise pick its own, and the last one started would be the only one "
+                "Telegram's updates are accepted by.",
+                EXIT_CONFIG,
+            )
         webhook_secret = given.get_secret_value() if given else secrets.token_urlsafe(32)
         if not _WEBHOOK_SECRET.match(webhook_secret):
             return fail(

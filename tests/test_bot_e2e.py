@@ -367,8 +367,6 @@ async def test_webhook_mode_checks_telegrams_secret_token(
 
     port = free_port()
     async with BotApiServer(TOKEN) as server:
-        # The test server has no setWebhook (the bot calls it once at startup): accept it.
-        server._methods.setdefault("setwebhook", lambda params: True)
         settings = make_settings(
             tmp_path / "data",
             small_corpus,

@@ -202,6 +202,20 @@ def test_missing_or_placeholder_token_is_a_clear_startup_error(tmp_path: Path) -
     assert "placeholder" in err and "@BotFather" in err and "Traceback" not in err
 
 
+def test_instances_sharing_a_database_must_share_a_webhook_secret(tmp_path: Path) -> None:
+    code, err = _run_bot(
+        tmp_path,
+        {
+            "NEWSDESK_TELEGRAM_TOKEN": "123456:Abcdefghijklmnopqrstuvwxyz012345678",
+            "NEWSDESK_TELEGRAM_WEBHOOK_URL": "https://bot.example.org/hook",
+            "NEWSDESK_DATABASE_URL": "postgresql://newsdesk:pw@127.0.0.1:1/newsdesk",
+        },
+    )
+    assert code == EXIT_CONFIG, err
+    assert "set NEWSDESK_TELEGRAM_WEBHOOK_SECRET, the same on every instance" in err
+    assert "pw@" not in err and "Traceback" not in err
+
+
 def test_a_token_telegram_rejects_is_reported_without_printing_it(tmp_path: Path) -> None:
     token = "999999:Rejected0123456789abcdefGHIJ"
     with BotApiServer() as server:  # knows only its own token: answers 401 to this one
