@@ -66,6 +66,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     re.add_argument("--index", type=Path, help="index directory (NEWSDESK_INDEX_DIR)")
     re.add_argument("--quiet", action="store_true", help="no progress bar")
+    re.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="embed on the Ray cluster at ADDRESS (HOST:PORT of its head node; default "
+        "NEWSDESK_RAY_ADDRESS, else auto). With NEWSDESK_RAY_ADDRESS set, reindex embeds "
+        "on Ray even without --ray. Needs pip install 'newsdesk[cluster]'",
+    )
 
     ev = sub.add_parser("eval", help="evaluate bm25, dense and hybrid on a question file")
     ev.add_argument("file", type=Path, help="JSONL with q, answer (span or null), doc")
@@ -112,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "ask":
             return cmd_ask(settings, args)
         if args.command == "reindex":
-            return cmd_reindex(settings, quiet=args.quiet)
+            return cmd_reindex(settings, quiet=args.quiet, ray=args.ray)
         if args.command == "eval":
             return cmd_eval(settings, args.file, args.details)
         if args.command == "sources":
@@ -364,17 +373,26 @@ class _Progress:
             self.bar.close()
 
 
-def cmd_reindex(settings: Settings, *, quiet: bool = False) -> int:
+def cmd_reindex(settings: Settings, *, quiet: bool = False, ray: str | None = None) -> int:
+    """``ray``: ``--ray``'s address (None: no --ray; "": --ray alone), see ``cluster``."""
+    from newsdesk import cluster
     from newsdesk.feeds import reindex_fetched
     from newsdesk.services import make_embedder
 
+    address = cluster.ray_address(settings, ray)
+    if address is None:
+        embedder = make_embedder(settings, purpose="bulk")
+    else:
+        embedder = cluster.make_ray_embedder(settings, address)
     progress = _Progress(quiet)
-    embedder = make_embedder(settings, purpose="bulk")
     try:
         report = reindex_fetched(settings, embedder, progress=progress)
     finally:
         progress.close()
+        cluster.close(embedder)
     print(report.summary(settings.index_path))
+    if (line := cluster.ray_summary(embedder)) is not None:
+        print(line)
     return 0
 
 
