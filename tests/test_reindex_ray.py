@@ -261,3 +261,33 @@ def test_ray_build_of_the_shared_corpus_scores_the_local_build_s_eval_figures(
         assert result.returncode == 0, result.stderr.decode()
         figures[name] = result.stdout.decode().splitlines()[1:]  # after "index vN (...)"
     assert figures["ray"] == figures["local"]
+
+
+def test_chunks_that_cut_across_batches_come_back_whole_and_in_order(
+    tmp_path: Path, ray_cluster: str
+) -> None:
+    """A chunk made of the end of one batch and the start of the next (7-text batches under
+    10-text chunks, one chunk empty), plain and late."""
+    texts = [f"text number {i} about {'many ' * (i % 5)}things" for i in range(53)]
+    sizes = [10, 10, 0, 10, 10, 10, 3]
+    chunks, start = [], 0
+    for size in sizes:
+        chunks.append(texts[start : start + size])
+        start += size
+    local = HashingEmbedder(256)
+    embedder = ray_embedder(ray_cluster, tmp_path)
+    embedder.batch = 7
+    late_chunks = [[(t, [(0, 4), (5, 11)]) for t in chunk] for chunk in chunks]
+    try:
+        plain = list(embedder.embed_chunks(chunks))
+        late = list(embedder.embed_late_chunks(late_chunks))
+    finally:
+        embedder.close()
+    assert [len(v) for v in plain] == sizes
+    for got, want in zip(plain, local.embed_chunks(chunks), strict=True):
+        assert np.array_equal(got, want)
+    for got, want in zip(late, local.embed_late_chunks(late_chunks), strict=True):
+        assert np.array_equal(got.texts, want.texts)
+        assert np.array_equal(got.spans, want.spans)
+        assert np.array_equal(got.pooled, want.pooled)
+    assert embedder.last_run is not None and embedder.last_run.batches == 8
