@@ -193,6 +193,29 @@ def model_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("model-data")
 
 
+SHARED_CORPORA = ("seed", "bbc", "wikinews", "voa")
+
+
+@pytest.fixture(scope="session")
+def shared_index(model_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An index of the whole shared corpus with the real model, built once per session by
+    ``newsdesk reindex`` as an admin would (minutes on two cores); tests only read it."""
+    if not (SHARED / "corpus").is_dir():
+        pytest.skip("../shared is not beside the repo")
+    home = tmp_path_factory.mktemp("shared-index")
+    built = run_cli(
+        "reindex", "--quiet", "--index", str(home / "index"),
+        env={
+            "NEWSDESK_HOME": str(home),
+            "NEWSDESK_DATA_DIR": str(model_data_dir),
+            "NEWSDESK_CORPUS_DIRS": ",".join(str(SHARED / "corpus" / c) for c in SHARED_CORPORA),
+        },
+        timeout=3600,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr.decode()
+    return home / "index"
+
+
 @pytest.fixture(scope="session")
 def real_embedder(model_data_dir: Path):
     from index.embedders import load_embedder

@@ -1,6 +1,6 @@
 """The fitted answer model with the real embedding model: what a reader of the bot sees.
 
-The last test builds an index of the whole shared corpus (a few minutes on two cores) and
+The last test reads the session's index of the whole shared corpus (``shared_index``) and
 checks that the shipped model still scores the dev figures its manifest records.
 """
 
@@ -11,8 +11,6 @@ from pathlib import Path
 import pytest
 
 from index.answer import load_model
-from index.build import reindex
-from index.embedders import load_embedder
 from index.engine import Engine
 from index.evaluation import evaluate, read_questions
 from index.store import load_index
@@ -74,16 +72,10 @@ def test_a_near_miss_on_the_lease_is_declined(sample_engine: Engine) -> None:
     assert not answer.answered, (answer.quote, answer.confidence)
 
 
-CORPORA = ("seed", "bbc", "wikinews", "voa")
-
-
 def test_the_shipped_model_reproduces_its_dev_figures(
-    shared: Path, model_data_dir: Path, tmp_path: Path
+    shared: Path, shared_index: Path, real_embedder
 ) -> None:
-    bulk = load_embedder("all-MiniLM-L6-v2", model_data_dir, purpose="bulk", workers=2)
-    reindex([shared / "corpus" / c for c in CORPORA], tmp_path / "idx", bulk)
-    query = load_embedder("all-MiniLM-L6-v2", model_data_dir)
-    engine = Engine.create(load_index(tmp_path / "idx"), query)
+    engine = Engine.create(load_index(shared_index), real_embedder)
     model = load_model()
     (hybrid,) = evaluate(engine, read_questions(shared / "eval" / "dev.jsonl"), modes=["hybrid"])
     recorded = model.manifest["figures"]["dev"]
