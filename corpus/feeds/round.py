@@ -17,6 +17,11 @@ return a :class:`RoundSummary`. For each source:
    then the source's status. A source whose feed cannot be fetched or read is reported, its
    failures counted (``failing_after`` in a row: marked failing, logged), and the round
    goes on.
+
+The source list and the round lock are the data folder's by default (``sources.json``,
+an ``flock`` on ``feeds-state/round.lock``); a caller whose instances share a state
+database hands in its own (``sources=``, ``round_lock=``), so that every machine sees
+one list and runs one round at a time.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -43,10 +50,18 @@ from corpus.feeds.extract import Extracted, extract_article
 from corpus.feeds.http import Fetcher, RobotsCache, Validators
 from corpus.feeds.parse import FeedItem, ParsedSource, parse_source
 from corpus.feeds.settings import FeedSettings
-from corpus.feeds.sources import Source, SourceList, state_dir
+from corpus.feeds.sources import Source, SourceList, SourceStore, state_dir
 from corpus.feeds.store import file_lock, read_json, write_json
 
-__all__ = ["ItemSkip", "RoundSummary", "SourceReport", "fetch_round", "run_round"]
+__all__ = [
+    "ItemSkip",
+    "RoundLock",
+    "RoundSummary",
+    "SourceReport",
+    "fetch_round",
+    "file_round_lock",
+    "run_round",
+]
 
 log = logging.getLogger("corpus.feeds")
 
@@ -59,6 +74,15 @@ PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
 MAX_SEEN = 5000
 #: Items extracted at once within a source (the per-host limits still apply).
 ITEM_CONCURRENCY = 4
+
+#: A round lock: entered, it yields True when this round may run, False (at once, without
+#: waiting) when another round holds it.
+RoundLock = Callable[[], AbstractContextManager[bool]]
+
+
+def file_round_lock(data_dir: Path) -> RoundLock:
+    """The default round lock: an ``flock`` on ``feeds-state/round.lock`` (one machine)."""
+    return lambda: file_lock(state_dir(Path(data_dir)) / "round.lock", blocking=False)
 
 
 # --------------------------------------------------------------------------- summary
@@ -223,11 +247,13 @@ class _Candidate:
 
 
 class _Round:
-    def __init__(self, data_dir: Path, settings: FeedSettings, fetcher: Fetcher) -> None:
+    def __init__(
+        self, data_dir: Path, settings: FeedSettings, fetcher: Fetcher, sources: SourceStore
+    ) -> None:
         self.data_dir = data_dir
         self.settings = settings
         self.fetcher = fetcher
-        self.sources = SourceList(data_dir)
+        self.sources = sources
         self.archive = Archive(data_dir)
         self.written: set[str] = set()
 
@@ -504,24 +530,32 @@ async def fetch_round(
     *,
     names: list[str] | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    sources: SourceStore | None = None,
+    round_lock: RoundLock | None = None,
 ) -> RoundSummary:
     """Fetch every source under ``data_dir`` once (or only ``names``); never raises for a
     bad source. Raises :class:`RoundBusyError` when another round holds the lock.
+
+    ``sources``: the source list (default: ``SourceList(data_dir)``); ``round_lock``: the
+    lock one round at a time holds (default: :func:`file_round_lock`). Articles and fetch
+    state go to ``data_dir`` either way.
     """
     settings = settings or FeedSettings()
     data_dir = Path(data_dir)
+    store = sources if sources is not None else SourceList(data_dir)
+    lock = round_lock if round_lock is not None else file_round_lock(data_dir)
     summary = RoundSummary(started=time.time())
-    with file_lock(state_dir(data_dir) / "round.lock", blocking=False) as locked:
+    with lock() as locked:
         if not locked:
             raise RoundBusyError("Another fetch round is running; try again when it ends")
         robots_path = state_dir(data_dir) / "robots.json"
         robots = RobotsCache.from_json(read_json(robots_path, {}))
-        sources = SourceList(data_dir).list()
+        wanted_sources = store.list()
         if names is not None:
             wanted = {n.lower() for n in names}
-            sources = [s for s in sources if s.name in wanted]
+            wanted_sources = [s for s in wanted_sources if s.name in wanted]
         async with Fetcher(settings, robots=robots, transport=transport) as fetcher:
-            run = _Round(data_dir, settings, fetcher)
+            run = _Round(data_dir, settings, fetcher, store)
             for where in run.archive.unreadable:
                 log.warning("feeds: unreadable archive line kept as is: %s", where)
             parallel = asyncio.Semaphore(max(1, settings.parallel_sources))
@@ -530,7 +564,7 @@ async def fetch_round(
                 async with parallel:
                     return await run.source(source)
 
-            summary.sources = list(await asyncio.gather(*(guarded(s) for s in sources)))
+            summary.sources = list(await asyncio.gather(*(guarded(s) for s in wanted_sources)))
             stats = fetcher.stats
         write_json(robots_path, robots.to_json())
     summary.requests = stats.requests

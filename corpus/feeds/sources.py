@@ -9,15 +9,21 @@ HTTP validators for conditional GETs.
 
 Every change re-reads the file under a lock and writes it atomically, so ``sources add``
 from the CLI while the bot's round runs loses neither.
+
+:class:`SourceStore` is what a round and the front ends need of a source list;
+:class:`SourceList` (the file) is the default. With a shared state database, the newsdesk
+layer gives them one kept there instead (``newsdesk.source_store``), with the same
+semantics: :func:`new_source` and :func:`find_source` hold the rules both follow.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from corpus.feeds.errors import (
@@ -28,7 +34,17 @@ from corpus.feeds.errors import (
 )
 from corpus.feeds.store import file_lock, read_json, write_json
 
-__all__ = ["Source", "SourceList", "archive_dir", "state_dir"]
+__all__ = [
+    "Source",
+    "SourceList",
+    "SourceStore",
+    "archive_dir",
+    "check_new",
+    "find_source",
+    "forget_files",
+    "new_source",
+    "state_dir",
+]
 
 SOURCES_FILE = "sources.json"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -153,7 +169,7 @@ class SourceList:
 
     def get(self, name_or_url: str) -> Source:
         """The source with that name or URL; raises :class:`SourceNotFoundError`."""
-        return _find(self._read(), name_or_url)
+        return find_source(self._read(), name_or_url)
 
     # ------------------------------------------------------------------ changing
 
@@ -163,28 +179,10 @@ class SourceList:
         Raises :class:`BadSourceError` for a bad URL or name, :class:`DuplicateSourceError`
         when the name or URL is taken.
         """
-        url = check_url(url)
-        if name is not None:
-            name = name.strip().lower()
-            if not _NAME.match(name):
-                raise BadSourceError(
-                    f"Bad source name {name!r}: use 1-64 of a-z, 0-9, '.', '_', '-' "
-                    "(starting with a letter or digit)"
-                )
+        url, name = check_new(url, name)
         with file_lock(self._lock):
             sources = self._read()
-            for source in sources:
-                if url in (source.url, source.feed_url):
-                    raise DuplicateSourceError(f"Already followed as {source.name!r}: {url}")
-            taken = {s.name for s in sources}
-            if name is None:
-                base = name_for(url)
-                name, n = base, 2
-                while name in taken:
-                    name, n = f"{base}-{n}", n + 1
-            elif name in taken:
-                raise DuplicateSourceError(f"A source named {name!r} already exists")
-            source = Source(name=name, url=url, added_at=time.time(), **fields_)  # type: ignore[arg-type]
+            source = new_source(sources, url, name, **fields_)
             sources.append(source)
             self._write(sources)
         return source
@@ -196,11 +194,9 @@ class SourceList:
         """
         with file_lock(self._lock):
             sources = self._read()
-            source = _find(sources, name_or_url)
+            source = find_source(sources, name_or_url)
             self._write([s for s in sources if s.name != source.name])
-        (state_dir(self.data_dir) / f"{source.name}.json").unlink(missing_ok=True)
-        if delete_articles:
-            (archive_dir(self.data_dir) / f"{source.name}.jsonl").unlink(missing_ok=True)
+        forget_files(self.data_dir, source, delete_articles=delete_articles)
         return source
 
     def update(self, name: str, change: Callable[[Source], Source]) -> Source | None:
@@ -222,7 +218,79 @@ class SourceList:
         return self.update(name, lambda s: replace(s, **changes))  # type: ignore[arg-type]
 
 
-def _find(sources: list[Source], name_or_url: str) -> Source:
+class SourceStore(Protocol):
+    """What a fetch round and the front ends use of a source list (:class:`SourceList`, or
+    one kept in a shared database): the same methods, errors and order on every store."""
+
+    def list(self) -> list[Source]:
+        """All sources, in the order they were added."""
+        ...
+
+    def get(self, name_or_url: str) -> Source:
+        """The source with that name or URL; raises :class:`SourceNotFoundError`."""
+        ...
+
+    def add(self, url: str, name: str | None = None, **fields_: object) -> Source:
+        """Add a source; raises :class:`BadSourceError` or :class:`DuplicateSourceError`."""
+        ...
+
+    def remove(self, name_or_url: str, *, delete_articles: bool = False) -> Source:
+        """Stop following a source; raises :class:`SourceNotFoundError`."""
+        ...
+
+    def update(self, name: str, change: Callable[[Source], Source]) -> Source | None:
+        """Apply ``change`` to the stored source atomically; ``None`` when it is gone."""
+        ...
+
+    def set(self, name: str, **changes: object) -> Source | None:
+        """Set fields of the stored source; ``None`` when it is gone."""
+        ...
+
+
+def check_new(url: str, name: str | None) -> tuple[str, str | None]:
+    """The URL and name of a source to add, checked and tidied (before any lock is taken);
+    raises :class:`BadSourceError`."""
+    url = check_url(url)
+    if name is not None:
+        name = name.strip().lower()
+        if not _NAME.match(name):
+            raise BadSourceError(
+                f"Bad source name {name!r}: use 1-64 of a-z, 0-9, '.', '_', '-' "
+                "(starting with a letter or digit)"
+            )
+    return url, name
+
+
+def new_source(sources: Sequence[Source], url: str, name: str | None, **fields_: object) -> Source:
+    """The source to add beside ``sources`` (read under the store's lock): ``url`` and
+    ``name`` as :func:`check_new` returned them; a missing name is the URL's host, made
+    unique with -2, -3... Raises :class:`DuplicateSourceError` when the URL is followed
+    already or the name is taken."""
+    for source in sources:
+        if url in (source.url, source.feed_url):
+            raise DuplicateSourceError(f"Already followed as {source.name!r}: {url}")
+    taken = {s.name for s in sources}
+    if name is None:
+        base = name_for(url)
+        name, n = base, 2
+        while name in taken:
+            name, n = f"{base}-{n}", n + 1
+    elif name in taken:
+        raise DuplicateSourceError(f"A source named {name!r} already exists")
+    return Source(name=name, url=url, added_at=time.time(), **fields_)  # type: ignore[arg-type]
+
+
+def forget_files(data_dir: Path, source: Source, *, delete_articles: bool = False) -> None:
+    """After a source is removed from a list: drop its fetch state in the data folder, and
+    its archived articles if ``delete_articles``."""
+    (state_dir(data_dir) / f"{source.name}.json").unlink(missing_ok=True)
+    if delete_articles:
+        (archive_dir(data_dir) / f"{source.name}.jsonl").unlink(missing_ok=True)
+
+
+def find_source(sources: Sequence[Source], name_or_url: str) -> Source:
+    """The source of ``sources`` with that name (any case) or URL (its own or its feed's);
+    raises :class:`SourceNotFoundError`."""
     key = name_or_url.strip()
     for source in sources:
         if key.lower() == source.name or key in (source.url, source.feed_url):
