@@ -10,6 +10,11 @@
   articles and the swap that follows runs the plugins' ``on_index_swap`` hooks, so topic
   alerts go out exactly as after ``newsdesk reindex`` in another process. No alert code
   here.
+* With a shared state database (``NEWSDESK_DATABASE_URL``), the sources are kept there
+  (every instance and ``newsdesk sources`` see one list) and a round holds the database's
+  ``feeds-round`` lock: a round on another instance makes this one's skip. A scheduled
+  round is also skipped when every source was fetched less than half an interval ago (by
+  another instance's round), so N instances do not fetch N times per interval.
 
 Enabled by default in ``newsdesk bot`` (``bot/__main__.py``), like topic alerts.
 """
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from telegram import BotCommand, BotCommandScopeChat, Update
@@ -71,6 +77,17 @@ class FeedService:
     def busy(self) -> bool:
         return self.lock.locked()
 
+    @property
+    def shared(self) -> bool:
+        """Whether the sources and the round lock are in a database other instances share."""
+        return self.settings.database_url is not None
+
+    def fetched_recently(self, sources: list[Source], now: float | None = None) -> bool:
+        """Whether every source was fetched within half an interval (by any instance)."""
+        now = time.time() if now is None else now
+        recent = now - self.settings.feeds_interval_minutes * 60 / 2
+        return bool(sources) and all(s.last_fetch >= recent for s in sources)
+
     def start(self) -> None:
         if not self.settings.feeds_enabled:
             log.info("Scheduled fetch rounds are off (NEWSDESK_FEEDS_ENABLED=false)")
@@ -109,11 +126,19 @@ class FeedService:
         async with self.lock:
             try:
                 settings = self.settings
+                database = self.services.database
                 if skip_when_empty:
-                    sources = await asyncio.to_thread(feeds.list_sources, settings)
+                    sources = await asyncio.to_thread(feeds.list_sources, settings, database)
                     if not sources and not feeds.reindex_pending(settings):
                         return None
-                summary = await asyncio.to_thread(feeds.fetch, settings, transport=self.transport)
+                    if self.shared and self.fetched_recently(sources):
+                        log.info("Scheduled fetch round skipped: another instance just ran one")
+                        if feeds.reindex_pending(settings):
+                            await self._reindex()
+                        return None
+                summary = await asyncio.to_thread(
+                    feeds.fetch, settings, transport=self.transport, database=database
+                )
                 self.last = summary
                 for line in summary.lines()[:2]:
                     log.info("Fetch round: %s", line)
@@ -188,12 +213,14 @@ async def cmd_sources(update: Update, context: Context) -> None:
     action, args = (words[0].casefold(), words[1:]) if words else ("", [])
     try:
         if action in ("", "list") and not args:
-            sources = await asyncio.to_thread(feeds.list_sources, settings)
+            sources = await asyncio.to_thread(feeds.list_sources, settings, services.database)
             interval = settings.feeds_interval_minutes if settings.feeds_enabled else None
             await h.respond(update, context, format_sources(sources, interval=interval))
         elif action == "add" and 1 <= len(args) <= 2:
             url, name = args[0], (args[1] if len(args) == 2 else None)
-            source = await asyncio.to_thread(feeds.add_source, settings, url, name)
+            source = await asyncio.to_thread(
+                feeds.add_source, settings, url, name, services.database
+            )
             when = (
                 f"the next round (every {settings.feeds_interval_minutes:g} min)"
                 if settings.feeds_enabled
@@ -202,7 +229,9 @@ async def cmd_sources(update: Update, context: Context) -> None:
             text = f"Following {source.name}: {source.url}\nIts articles arrive with {when}."
             await h.respond(update, context, fmt.plain(text))
         elif action == "remove" and len(args) == 1:
-            source = await asyncio.to_thread(feeds.remove_source, settings, args[0])
+            source = await asyncio.to_thread(
+                feeds.remove_source, settings, args[0], services.database
+            )
             text = f"Stopped following {source.name}: {source.url}"
             if source.articles:
                 text += f"\nIts {source.articles} article(s) stay in the archive."
