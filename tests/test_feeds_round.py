@@ -4,6 +4,7 @@ unchanged server makes only conditional requests and writes nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -361,6 +362,33 @@ def test_sample_feeds_autodiscovery_json_feed_and_news_sitemap(
 def test_only_one_round_at_a_time(tmp_path: Path) -> None:
     with file_lock(state_dir(tmp_path) / "round.lock"), pytest.raises(RoundBusyError):
         _run_round(tmp_path, FAST)
+
+
+def test_the_source_list_and_the_round_lock_can_be_handed_in(
+    site: FeedServer, tmp_path: Path
+) -> None:
+    """Instances sharing a database hand in their list and lock: the round reads and
+    updates that list, holds that lock (not the data folder's), and stores articles and
+    fetch state in the data folder as always."""
+    elsewhere = SourceList(tmp_path / "elsewhere")  # stands in for a shared list
+    elsewhere.add(site.url("/feed.xml"), name="local")
+    taken: list[bool] = []
+
+    @contextlib.contextmanager
+    def lock() -> Iterator[bool]:
+        taken.append(True)
+        yield len(taken) == 1  # free the first time, held by "another instance" after
+
+    data = tmp_path / "data"
+    with file_lock(state_dir(data) / "round.lock"):  # the file lock is not consulted
+        summary = _run_round(
+            data, SETTINGS, transport=LocalOnly(), sources=elsewhere, round_lock=lock
+        )
+    assert summary.added > 0 and lines_of(data, "local")
+    assert elsewhere.get("local").status == "ok" and elsewhere.get("local").articles > 0
+    assert not (data / "sources.json").exists() and (state_dir(data) / "local.json").exists()
+    with pytest.raises(RoundBusyError):
+        _run_round(data, SETTINGS, transport=LocalOnly(), sources=elsewhere, round_lock=lock)
 
 
 async def test_fetch_round_is_awaitable_for_the_bot(site: FeedServer, tmp_path: Path) -> None:
