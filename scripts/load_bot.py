@@ -148,28 +148,16 @@ def free_port() -> int:
 @contextlib.contextmanager
 def throwaway_postgres() -> Iterator[str]:
     """A PostgreSQL cluster in a temporary folder (as the tests start it); a database URL."""
-    from tests.servers.postgres import PG_BIN, _as_postgres, _start
+    from tests.servers.postgres import PG_BIN, throwaway_cluster
 
     if not (PG_BIN / "initdb").exists():
         raise SystemExit(f"load_bot: PostgreSQL is not installed ({PG_BIN}/initdb not found)")
     import psycopg
 
-    prefix, _, _ = _as_postgres()
-    root = Path(tempfile.mkdtemp(prefix="newsdesk-load-pg-"))
-    root.chmod(0o755)
-    try:
-        server = _start(root, prefix)
+    with throwaway_cluster("newsdesk-load-pg-") as server:
         with psycopg.connect(server.url, autocommit=True) as conn:
             conn.execute("CREATE DATABASE load_bot")
         yield server.url_for("load_bot")
-    finally:
-        subprocess.run(
-            [*prefix, str(PG_BIN / "pg_ctl"), "-D", str(root / "data"), "-m", "fast", "stop"],
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def instance_env(args: argparse.Namespace, data_dir: Path) -> dict[str, str]:

@@ -21,6 +21,7 @@ Fixtures:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -143,6 +144,36 @@ def _start(root: Path, prefix: list[str]) -> PostgresServer:
     return server
 
 
+@contextlib.contextmanager
+def throwaway_cluster(prefix: str = "newsdesk-pg-") -> Iterator[PostgresServer]:
+    """A cluster in a new temporary folder, stopped and removed when the block ends (the
+    tests' session cluster, and ``scripts/load_bot.py --postgres``). Raises
+    ``ClusterError`` (with the server's log) when it cannot start."""
+    run_as, _, _ = _as_postgres()
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    root.chmod(0o755)
+    try:
+        try:
+            server = _start(root, run_as)
+        except Exception as exc:
+            log = root / "log"
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise ClusterError(f"could not start a PostgreSQL cluster: {exc} {tail}") from exc
+        yield server
+    finally:
+        subprocess.run(
+            [*run_as, str(PG_BIN / "pg_ctl"), "-D", str(root / "data"), "-m", "immediate", "stop"],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        shutil.rmtree(root, ignore_errors=True)
+
+
+class ClusterError(RuntimeError):
+    """A throwaway cluster that did not start; the message holds the end of its log."""
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     if not (PG_BIN / "initdb").exists():
@@ -151,27 +182,13 @@ def postgres_server() -> Iterator[PostgresServer]:
         import psycopg  # noqa: F401
     except ImportError:
         unavailable("psycopg is not installed (pip install 'newsdesk[postgres]')")
-    prefix, _, _ = _as_postgres()
-    root = Path(tempfile.mkdtemp(prefix="newsdesk-pg-"))
-    root.chmod(0o755)
-    try:
-        server = _start(root, prefix)
-    except Exception as exc:
-        log = root / "log"
-        tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-        shutil.rmtree(root, ignore_errors=True)
-        unavailable(f"could not start a PostgreSQL cluster: {exc} {tail}")
-        raise
-    try:
+    with contextlib.ExitStack() as stack:
+        try:
+            server = stack.enter_context(throwaway_cluster())
+        except ClusterError as exc:
+            unavailable(str(exc))
+            raise
         yield server
-    finally:
-        subprocess.run(
-            [*prefix, str(PG_BIN / "pg_ctl"), "-D", str(root / "data"), "-m", "immediate", "stop"],
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
