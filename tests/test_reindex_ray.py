@@ -288,3 +288,25 @@ def test_chunks_that_cut_across_batches_come_back_whole_and_in_order(
         assert np.array_equal(got.spans, want.spans)
         assert np.array_equal(got.pooled, want.pooled)
     assert embedder.last_run is not None and embedder.last_run.batches == 8
+
+
+@pytest.mark.parametrize("sizes", [[7, 0], [3, 4, 0], [7, 0, 7, 0]])
+def test_empty_chunks_after_a_batch_boundary_come_back_empty(
+    tmp_path: Path, ray_cluster: str, sizes: list[int]
+) -> None:
+    """An empty chunk where a batch ends (the last one, even): the batch it would point at
+    is used up, and it must still come back, empty, in its place."""
+    texts = [f"text {i}" for i in range(sum(sizes))]
+    chunks, start = [], 0
+    for size in sizes:
+        chunks.append(texts[start : start + size])
+        start += size
+    embedder = ray_embedder(ray_cluster, tmp_path)
+    embedder.batch = 7
+    try:
+        plain = list(embedder.embed_chunks(chunks))
+    finally:
+        embedder.close()
+    assert [len(v) for v in plain] == sizes
+    for got, want in zip(plain, HashingEmbedder(256).embed_chunks(chunks), strict=True):
+        assert np.array_equal(got, want)

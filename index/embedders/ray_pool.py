@@ -268,8 +268,8 @@ class RayEmbedder(WrappedEmbedder):
                 lo = max(start, b * self.batch) - b * self.batch
                 hi = max(lo, min(end, (b + 1) * self.batch) - b * self.batch)
                 parts.append(cut(done[b], batches[b], lo, hi))
-                if end >= (b + 1) * self.batch:
-                    del done[b]  # no later chunk needs it
+                if end >= (b + 1) * self.batch and b < len(batches) - 1:
+                    del done[b]  # no later chunk needs it (the last may serve empty ones)
             yield join(parts)
             start = end
         for _ in results:  # every batch was used: ends the dispatcher, which kills the actors
