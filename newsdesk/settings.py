@@ -139,6 +139,14 @@ class Settings(BaseSettings):
     def _corpus_list(cls, value: object) -> object:
         return _split_list(value)
 
+    @field_validator("database_url", "ray_address", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        """``NEWSDESK_DATABASE_URL=`` (or blanks) means "not set", not an empty URL."""
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("data_dir", "index_dir", "answer_model", mode="after")
     @classmethod
     def _path_from_home(cls, value: Path | None) -> Path | None:

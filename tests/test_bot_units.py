@@ -167,6 +167,16 @@ def test_bot_settings_read_lists_from_the_environment(monkeypatch: pytest.Monkey
     assert settings.bot_reload_interval == 30
 
 
+def test_a_blank_database_url_or_ray_address_means_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``NEWSDESK_DATABASE_URL=`` in a .env keeps the single-machine default (SQLite files,
+    the in-memory rate limit), not a half-set shared database."""
+    monkeypatch.setenv("NEWSDESK_TELEGRAM_TOKEN", "1:a")
+    monkeypatch.setenv("NEWSDESK_DATABASE_URL", "  ")
+    monkeypatch.setenv("NEWSDESK_RAY_ADDRESS", "")
+    settings = BotSettings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.database_url is None and settings.ray_address is None
+
+
 def test_file_url_is_derived_from_the_base_url() -> None:
     assert file_url_for("https://api.telegram.org/bot") == "https://api.telegram.org/file/bot"
     assert file_url_for("http://127.0.0.1:8081/bot/") == "http://127.0.0.1:8081/file/bot"
