@@ -11,6 +11,7 @@ flight: it finishes on the old engine, and the next question gets the new one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -28,6 +29,7 @@ from index.database import Database
 from index.embedders import Embedder
 from index.embedders.locked import LockedEmbedder
 from index.engine import Engine
+from index.errors import NewsdeskError
 from index.store import IndexDir, current_version_path, instance_name
 from index.subscriptions import SubscriptionStore
 from index.types import Answer, Hit
@@ -41,6 +43,19 @@ from newsdesk.services import (
 from newsdesk.settings import BotSettings
 
 log = logging.getLogger(__name__)
+
+
+class InstanceNameTakenError(NewsdeskError):
+    """Another running instance holds this ``NEWSDESK_INSTANCE_NAME``: two instances under
+    one name would share alert leases (and could send an alert twice)."""
+
+    def __init__(self, name: str, where: str) -> None:
+        super().__init__(
+            f"Another running instance is named {name!r} (NEWSDESK_INSTANCE_NAME, held in "
+            f"{where}). Give each instance its own name."
+        )
+        self.name = name
+
 
 T = TypeVar("T")
 SwapHook = Callable[[Engine, Engine], Awaitable[None]]
@@ -74,6 +89,7 @@ class BotServices:
     _reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _reindex_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _failed: Path | None = None
+    _held: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     @classmethod
     def open(cls, settings: BotSettings, embedder: Embedder | None = None) -> BotServices:
@@ -81,7 +97,11 @@ class BotServices:
         # the state first: a damaged file or an unreachable database is reported before a
         # long index build
         database = open_state_database(settings, settings.data_dir / STATE_FILE)
+        held = contextlib.ExitStack()
         try:
+            name = settings.instance_name  # a chosen name must be unique among running ones
+            if name and not held.enter_context(database.try_lock(f"instance:{name}")):
+                raise InstanceNameTakenError(name, database.label)
             questions = QuestionStore(database, ttl=settings.bot_question_ttl_days * 86400)
             limiter: Limiter
             if settings.database_url is not None:  # shared by every instance
@@ -93,6 +113,7 @@ class BotServices:
             embedder = LockedEmbedder(embedder or make_embedder(settings))
             engine = open_engine(settings, embedder, build_if_missing=True)
         except BaseException:
+            held.close()
             database.close()
             raise
         services = cls(
@@ -105,6 +126,7 @@ class BotServices:
             examples=pick_examples(engine),
             database=database,
             instance=instance_name(settings.instance_name),
+            _held=held,
         )
         services.note_reader()
         return services
@@ -209,5 +231,6 @@ class BotServices:
         if self.instance:
             IndexDir(self.settings.index_path).drop_reader(self.instance)
         self.questions.close()
+        self._held.close()
         if self.database is not None:
             self.database.close()
