@@ -17,7 +17,8 @@ What a store sees is the same on both:
   1, ...), run in one transaction, the version recorded in the database: SQLite's ``PRAGMA
   user_version`` (one store per file, as the files have always been), PostgreSQL's table
   ``newsdesk_schema(store, version)`` under an advisory lock so that instances starting
-  together migrate once. A migration is one script for both dialects or a mapping
+  together migrate once. A ``Database`` migrates a store once (later calls with the same
+  migrations return at once). A migration is one script for both dialects or a mapping
   ``{"sqlite": ..., "postgres": ...}`` (their DDL differs: BIGINT chat ids, identity
   columns, DOUBLE PRECISION). A database newer than the code is refused
   (``SchemaTooNewError``).
@@ -45,12 +46,21 @@ from functools import lru_cache
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from index.errors import NewsdeskError
 
 BUSY_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_S = 10
+#: libpq's TCP keepalives for every PostgreSQL connection (unless the URL sets them): a
+#: connection idle for hours (``try_lock``'s, held through a re-index) whose peer is gone
+#: is noticed within about a minute instead of the system's two hours.
+KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
 POSTGRES_EXTRA = "pip install 'newsdesk[postgres]'"
 
 SQLITE, POSTGRES = "sqlite", "postgres"
@@ -142,21 +152,48 @@ def lock_key(name: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
+def _is_password(param: str) -> bool:
+    """Whether a ``key=value`` of a URL's query is libpq's ``password`` (keys may be
+    percent-encoded too)."""
+    key, eq, _ = param.partition("=")
+    return bool(eq) and unquote(key) == "password"
+
+
 def redact_url(url: str) -> str:
-    """``url`` without its password (what messages and logs may show)."""
+    """``url`` without its password (what messages and logs may show): the one of
+    ``user:password@`` and a ``password`` query parameter, which libpq also accepts. The
+    rest stays as written (a port that is not a number too: the caller refuses it)."""
     try:
         parts = urlsplit(url)
     except ValueError:
         return "postgresql://(a URL that cannot be read)"
-    if parts.password is None:
+    userinfo, at, hostinfo = parts.netloc.rpartition("@")
+    netloc = parts.netloc
+    if at and ":" in userinfo:
+        netloc = f"{userinfo.partition(':')[0]}:***@{hostinfo}"
+    params = parts.query.split("&")
+    query = "&".join(
+        f"{param.partition('=')[0]}=***" if _is_password(param) else param for param in params
+    )
+    if netloc == parts.netloc and query == parts.query:
         return url
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{parts.username or ''}:***@{host}"
-    if parts.port is not None:
-        netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def url_secrets(url: str) -> list[str]:
+    """What of ``url`` no message may show: its passwords (``user:password@`` and a
+    ``password`` query parameter) as written and percent-decoded, longest first."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return []
+    found: set[str] = set()
+    userinfo, at, _ = parts.netloc.rpartition("@")
+    if at and ":" in userinfo:
+        found.add(userinfo.partition(":")[2])
+    found.update(p.partition("=")[2] for p in parts.query.split("&") if _is_password(p))
+    found |= {unquote(secret) for secret in found}
+    return sorted((s for s in found if s), key=len, reverse=True)
 
 
 def _script(migration: Migration, dialect: str) -> str:
@@ -186,7 +223,8 @@ class Database(ABC):
 
     @abstractmethod
     def migrate(self, store: str, migrations: Sequence[Migration]) -> int:
-        """Bring ``store``'s schema up to ``len(migrations)``; returns the version found."""
+        """Bring ``store``'s schema up to ``len(migrations)``; returns the version found.
+        Once this object has done so it does not look again (``len(migrations)`` at once)."""
 
     @abstractmethod
     def schema_version(self, store: str) -> int:
@@ -268,6 +306,7 @@ class SqliteDatabase(Database):
         self.label = str(self.path)
         self.synchronous = synchronous.upper()
         self._store: str | None = None
+        self._migrated: dict[str, int] = {}
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -316,8 +355,14 @@ class SqliteDatabase(Database):
     def migrate(self, store: str, migrations: Sequence[Migration]) -> int:
         """Check the file (SQLite's quick check), refuse one from a newer Newsdesk, and run
         the migrations it lacks in one write transaction, recording ``PRAGMA
-        user_version``."""
+        user_version``.
+
+        Once this object has brought ``store`` up to ``len(migrations)`` it does not look
+        again (every ``DatabaseSourceList`` of a process migrates its store): it returns
+        that version at once."""
         self._claim_store(store)
+        if self._migrated.get(store) == len(migrations):
+            return len(migrations)
         with self.write() as conn:
             problems = [str(r[0]) for r in conn.execute("PRAGMA quick_check(5)").fetchall()]
             if problems != ["ok"]:
@@ -333,6 +378,7 @@ class SqliteDatabase(Database):
                     conn.execute(statement)
             if steps:
                 conn.execute(f"PRAGMA user_version = {len(migrations)}")
+        self._migrated[store] = len(migrations)
         return version
 
     def schema_version(self, store: str) -> int:
@@ -410,11 +456,12 @@ class PostgresDatabase(Database):
     def __init__(self, url: str, pool_size: int = 4) -> None:
         self.url = url
         self.label = redact_url(url)
-        password = urlsplit(url).password if "@" in url else None
-        self._secrets = [s for s in (password,) if s]
+        self._secrets = url_secrets(url)
+        self._migrated: dict[str, int] = {}
         try:
             import psycopg
             import psycopg_pool
+            from psycopg.conninfo import conninfo_to_dict
         except ImportError as exc:
             raise StateDatabaseError(
                 self.label,
@@ -422,23 +469,46 @@ class PostgresDatabase(Database):
                 f"{POSTGRES_EXTRA}",
             ) from exc
         self._psycopg = psycopg
+        try:
+            params = conninfo_to_dict(url)
+        except psycopg.ProgrammingError as exc:
+            raise StateDatabaseError(
+                self.label,
+                f"The state database URL {self.label} cannot be read: {self._scrub(str(exc))}",
+            ) from None
+        ports = str(params.get("port") or "")
+        if not all(port.isdigit() for port in ports.split(",") if port):
+            raise StateDatabaseError(
+                self.label,
+                f"The state database URL {self.label} has a port that is not a number: {ports!r}",
+            )
+        self._connect_kwargs: dict[str, Any] = {
+            "connect_timeout": CONNECT_TIMEOUT_S,
+            **{key: value for key, value in KEEPALIVES.items() if key not in params},
+        }
         # One direct connection first: its error says why (wrong password, no server),
         # where a pool would only time out.
         with self._errors():
-            psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S).close()
+            psycopg.connect(url, **self._connect_kwargs).close()
         self._pool = psycopg_pool.ConnectionPool(
             url,
             min_size=1,
             max_size=max(1, pool_size),
-            kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
+            kwargs={"autocommit": True, **self._connect_kwargs},
             timeout=BUSY_TIMEOUT_S,
             open=False,
             name="newsdesk-state",
         )
-        with self._errors():
-            self._pool.open(wait=True, timeout=BUSY_TIMEOUT_S)
+        try:
+            with self._errors():
+                self._pool.open(wait=True, timeout=BUSY_TIMEOUT_S)
+        except BaseException:
+            self._pool.close()  # its worker threads, which would go on trying
+            raise
 
     def _scrub(self, text: str) -> str:
+        if self.url:
+            text = text.replace(self.url, self.label)  # libpq quotes a URL it cannot read
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return text
@@ -470,7 +540,10 @@ class PostgresDatabase(Database):
     def migrate(self, store: str, migrations: Sequence[Migration]) -> int:
         """Run the migrations ``store`` lacks in one transaction, under an advisory lock:
         of several instances starting together, one migrates and the others then find the
-        schema up to date."""
+        schema up to date. Once done, this object does not look again (see
+        ``SqliteDatabase.migrate``)."""
+        if self._migrated.get(store) == len(migrations):
+            return len(migrations)
         with self.write() as conn:
             conn.lock("newsdesk_schema")
             conn.execute(_SCHEMA_TABLE)
@@ -490,6 +563,7 @@ class PostgresDatabase(Database):
                     "ON CONFLICT (store) DO UPDATE SET version = excluded.version",
                     (store, len(migrations)),
                 )
+        self._migrated[store] = len(migrations)
         return version
 
     def schema_version(self, store: str) -> int:
@@ -508,9 +582,7 @@ class PostgresDatabase(Database):
         session lock: a process that dies lets it go with its connection)."""
         key = lock_key(name)
         with self._errors():
-            conn = self._psycopg.connect(
-                self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
-            )
+            conn = self._psycopg.connect(self.url, autocommit=True, **self._connect_kwargs)
         try:
             with self._errors():
                 got = bool(conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0])

@@ -101,6 +101,8 @@ class DatabaseSourceList:
     def __init__(self, database: Database, data_dir: Path) -> None:
         self.database = database
         self.data_dir = Path(data_dir)
+        # one write transaction (and on PostgreSQL the schema lock) the first time only:
+        # the Database remembers, and a list is made for every command and round
         database.migrate(STORE, _MIGRATIONS)
 
     def __repr__(self) -> str:

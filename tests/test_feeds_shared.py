@@ -114,6 +114,30 @@ def test_the_database_list_behaves_as_the_file_list(
     assert isinstance(outcome(lambda: stores[1].get("nope")), tuple)
 
 
+def test_lists_on_one_database_migrate_once(
+    make_database: DatabaseMaker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A list is made for every command and round: only the first migrates (a write
+    transaction, on PostgreSQL under the schema's advisory lock)."""
+    database = make_database("state")
+    DatabaseSourceList(database, tmp_path).add("https://example.com/rss", name="ex")
+    writes = 0
+    real_write = database.write
+
+    def write() -> object:
+        nonlocal writes
+        writes += 1
+        return real_write()
+
+    monkeypatch.setattr(database, "write", write)
+    for _ in range(3):
+        assert [s.name for s in DatabaseSourceList(database, tmp_path).list()] == ["ex"]
+    assert writes == 0
+    # another Database object (another process) migrates once too, and sees the same list
+    other = make_database("state")
+    assert [s.name for s in DatabaseSourceList(other, tmp_path).list()] == ["ex"]
+
+
 def test_errors_are_the_file_lists_errors(make_database: DatabaseMaker, tmp_path: Path) -> None:
     sources = DatabaseSourceList(make_database("state"), tmp_path)
     sources.add("https://example.com/rss", name="ex")

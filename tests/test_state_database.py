@@ -6,11 +6,14 @@ and then on a PostgreSQL database of its own (a real server started for the sess
 
 from __future__ import annotations
 
+import os
+import socket
 import sqlite3
 import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,10 +28,12 @@ from index.database import (
     StateFileError,
     open_database,
     redact_url,
+    url_secrets,
 )
 from index.errors import IndexBusyError, NewsdeskError
 from newsdesk.services import run_reindex
 from newsdesk.settings import Settings
+from tests.conftest import run_cli
 from tests.servers.postgres import PASSWORD, PASSWORD_ROLE, DatabaseMaker, PostgresServer
 
 TWO_STEPS = (
@@ -195,8 +200,39 @@ def test_a_damaged_sqlite_file_is_named(tmp_path: Path):
 def test_one_sqlite_file_holds_one_store(tmp_path: Path):
     database = SqliteDatabase(tmp_path / "one.sqlite3")
     database.migrate("demo", TWO_STEPS)
+    assert database.migrate("demo", TWO_STEPS) == 2  # remembered, and still claimed
     with pytest.raises(ValueError, match="one store"):
         database.migrate("questions", TWO_STEPS)
+    with pytest.raises(ValueError, match="one store"):
+        database.migrate("questions", TWO_STEPS)  # a refusal is not remembered
+
+
+def test_a_database_migrates_a_store_once(
+    make_database: DatabaseMaker, monkeypatch: pytest.MonkeyPatch
+):
+    """Every store object of a process migrates on construction: the Database remembers
+    what it migrated, and looks again only for more migrations."""
+    database = make_database("demo")
+    assert database.migrate("demo", TWO_STEPS[:1]) == 0
+    writes = 0
+    real_write = database.write
+
+    def write() -> Any:
+        nonlocal writes
+        writes += 1
+        return real_write()
+
+    monkeypatch.setattr(database, "write", write)
+    assert database.migrate("demo", TWO_STEPS[:1]) == 1
+    assert writes == 0  # no transaction (nor, on PostgreSQL, the advisory lock)
+    assert database.migrate("demo", TWO_STEPS) == 1  # more migrations: they run
+    assert database.migrate("demo", TWO_STEPS) == 2
+    assert writes == 1 and database.schema_version("demo") == 2
+    with database.read() as conn:
+        assert conn.execute("SELECT COUNT(*) FROM t").fetchone()[0] == 1
+    # another object (another process) still looks, and refuses a newer schema
+    with pytest.raises(SchemaTooNewError):
+        make_database("demo").migrate("demo", TWO_STEPS[:1])
 
 
 # ---- PostgreSQL: reaching it, refusals, the password ---------------------------------------
@@ -252,9 +288,152 @@ def test_urls_are_redacted_and_checked():
         "postgresql://u:***@db.example:5433/x?sslmode=require"
     )
     assert redact_url("postgresql://u@h/x") == "postgresql://u@h/x"
+    # libpq also takes the password as a query parameter (its key percent-encoded or not)
+    assert redact_url("postgresql://h/x?user=u&password=hunter2&sslmode=require") == (
+        "postgresql://h/x?user=u&password=***&sslmode=require"
+    )
+    assert (
+        redact_url("postgresql://u:a@h/x?pass%77ord=b") == "postgresql://u:***@h/x?pass%77ord=***"
+    )
+    assert redact_url("postgresql://h/x?passwordless=1") == "postgresql://h/x?passwordless=1"
+    # a port that is not a number stays as written (it is not secret); the password goes
+    assert redact_url("postgresql://u:pw@host:abc/db") == "postgresql://u:***@host:abc/db"
     with pytest.raises(StateDatabaseError, match="not a postgresql://") as wrong:
         open_database("mysql://u:hunter2@h/x", Path("x"))
     assert "hunter2" not in str(wrong.value)
+
+
+def test_the_passwords_to_scrub_are_as_written_and_decoded():
+    assert url_secrets("postgresql://u:p%40ss@h/x?password=q%26r") == [
+        "p%40ss",
+        "q%26r",
+        "p@ss",
+        "q&r",
+    ]
+    assert url_secrets("postgresql://u@h/x") == []
+
+
+def test_a_port_that_is_not_a_number_is_our_error():
+    with pytest.raises(StateDatabaseError, match="port that is not a number") as bad:
+        open_database("postgresql://u:hunter2@host:abc/db", Path("x"))
+    assert bad.value.url == "postgresql://u:***@host:abc/db" and bad.value.url in str(bad.value)
+    assert "hunter2" not in str(bad.value)
+
+
+def test_a_url_libpq_cannot_read_is_our_error_without_the_password():
+    with pytest.raises(StateDatabaseError, match="cannot be read") as bad:
+        open_database("postgresql://u:hunter2@[::1/db", Path("x"))
+    assert "hunter2" not in str(bad.value)
+
+
+def test_the_decoded_password_is_scrubbed_from_psycopgs_errors(monkeypatch: pytest.MonkeyPatch):
+    """libpq's messages may quote the password as it used it: percent-decoded."""
+    import psycopg
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise psycopg.OperationalError('password "p@ss" (p%40ss) and "q&r" refused')
+
+    monkeypatch.setattr(psycopg, "connect", refuse)
+    with pytest.raises(StateDatabaseError) as refused:
+        open_database("postgresql://u:p%40ss@h/x?password=q%26r", Path("x"))
+    text = str(refused.value)
+    assert all(s not in text for s in ("p@ss", "p%40ss", "q&r", "q%26r")), text
+    assert 'password "***" (***) and "***" refused' in text
+
+
+def test_a_password_in_the_query_never_shows(postgres_server: PostgresServer):
+    with socket_closed() as port:
+        url = f"postgresql://127.0.0.1:{port}/db?password=hunter2&user=x"
+        with pytest.raises(StateDatabaseError, match="cannot be used") as down:
+            open_database(url, Path("unused.sqlite3"))
+        assert "hunter2" not in str(down.value) and "password=***" in str(down.value)
+        done = run_cli("sources", "list", env={"NEWSDESK_DATABASE_URL": url}, timeout=120)
+    assert done.returncode != 0
+    assert b"hunter2" not in done.stdout + done.stderr
+    assert b"password=***" in done.stderr, done.stderr.decode()
+
+
+@pytest.mark.parametrize("failure", ["no connection", "interrupted"])
+def test_a_pool_that_does_not_start_leaves_no_threads(
+    pg_database_url: str, monkeypatch: pytest.MonkeyPatch, failure: str
+):
+    """The direct connection works, the pool does not start (its connections fail until
+    the timeout, or a Ctrl-C comes while it waits): its threads are stopped."""
+    import psycopg
+    import psycopg_pool
+
+    from index import database as database_module
+
+    pools: list[psycopg_pool.ConnectionPool] = []
+
+    class FailingPool(psycopg_pool.ConnectionPool):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            pools.append(self)
+
+        def _connect(self, timeout: float | None = None) -> Any:
+            raise psycopg.OperationalError("no more connections")
+
+        def wait(self, timeout: float = 30.0) -> None:
+            if failure == "interrupted":
+                raise KeyboardInterrupt
+            super().wait(timeout)
+
+    monkeypatch.setattr(psycopg_pool, "ConnectionPool", FailingPool)
+    monkeypatch.setattr(database_module, "BUSY_TIMEOUT_S", 0.5)
+    expected = StateDatabaseError if failure == "no connection" else KeyboardInterrupt
+    with pytest.raises(expected):
+        open_database(pg_database_url, Path("unused.sqlite3"))
+    assert len(pools) == 1 and pools[0].closed
+    alive = [t.name for t in threading.enumerate() if t.name.startswith("newsdesk-state")]
+    assert alive == []
+
+
+def test_connections_keep_alive(pg_database_url: str, monkeypatch: pytest.MonkeyPatch):
+    """The pool's connections and try_lock's own one (idle through a re-index) send TCP
+    keepalives; a URL's own settings win."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    connected: list[psycopg.Connection[Any]] = []
+    real_connect = psycopg.connect
+
+    def connect(*args: Any, **kwargs: Any) -> psycopg.Connection[Any]:
+        conn = real_connect(*args, **kwargs)
+        connected.append(conn)
+        return conn
+
+    def keepalives(conn: psycopg.Connection[Any]) -> dict[str, str]:
+        params = conninfo_to_dict(conn.info.dsn)
+        return {k: str(v) for k, v in params.items() if k.startswith("keepalives")}
+
+    expected = {
+        "keepalives": "1",
+        "keepalives_idle": "30",
+        "keepalives_interval": "10",
+        "keepalives_count": "3",
+    }
+    database = open_database(pg_database_url, Path("unused.sqlite3"))
+    try:
+        with database.read() as conn:
+            raw = conn.raw  # type: ignore[attr-defined]
+            assert keepalives(raw) == expected
+            with socket.socket(fileno=os.dup(raw.pgconn.socket)) as sock:
+                assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+                assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 30
+        monkeypatch.setattr(psycopg, "connect", connect)
+        with database.try_lock("reindex") as got:
+            assert got and keepalives(connected[-1]) == expected
+    finally:
+        database.close()
+    own = open_database(f"{pg_database_url}?keepalives_idle=120", Path("unused.sqlite3"))
+    try:
+        with own.try_lock("reindex") as got:
+            assert got and keepalives(connected[-1])["keepalives_idle"] == "120"
+        with own.read() as conn:
+            assert keepalives(conn.raw)["keepalives_idle"] == "120"  # type: ignore[attr-defined]
+    finally:
+        own.close()
 
 
 def test_the_default_path_never_imports_psycopg(tmp_path: Path):
