@@ -299,7 +299,8 @@ def alerts_plugin(
             max_topics=max_topics,
             max_topic_chars=max_topic_chars,
         )
-        repeats = await asyncio.to_thread(store.interrupted)
+        # this instance's own sends in flight too, when it restarts under its name
+        repeats = await asyncio.to_thread(store.interrupted, services.settings.instance_name)
         if repeats:
             log.warning(
                 "%d alert(s) were being sent when the bot stopped; they go out again and "

@@ -317,7 +317,7 @@ class AlertService:
         # Alerts still pending after our round are held by another instance (or were just
         # queued): check again later, so that a dead instance's alerts go out once its
         # lease ends.
-        left = await asyncio.to_thread(self.store.pending) if not report.retry else []
+        left = await asyncio.to_thread(self.store.has_pending) if not report.retry else False
         self._retry_due = bool(report.retry or left)
         return report
 

@@ -304,10 +304,19 @@ ALTER TABLE alerts ADD COLUMN claimed_by TEXT;
 ALTER TABLE alerts ADD COLUMN claimed_until DOUBLE PRECISION NOT NULL DEFAULT 0
 """
 
+# Version 4 (both dialects): a send in flight (begin_attempt set it; the outcome clears
+# it), so that only those count as "may have gone out" after a crash, not every alert that
+# once met a transient error. Rows of older versions in flight are those already tried.
+_SCHEMA_V4 = """
+ALTER TABLE alerts ADD COLUMN sending INTEGER NOT NULL DEFAULT 0;
+UPDATE alerts SET sending = 1 WHERE status = 'pending' AND attempts > 0
+"""
+
 _MIGRATIONS = (
     {"sqlite": _SCHEMA, "postgres": _PG_SCHEMA},
     {"sqlite": _SCHEMA_V2, "postgres": _PG_SCHEMA_V2},
     {"sqlite": _SCHEMA_V3, "postgres": _PG_SCHEMA_V3},
+    _SCHEMA_V4,
 )
 STORE = "alerts"
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -629,7 +638,7 @@ class SubscriptionStore:
                     (now + lease, *ids),
                 )
             conn.execute(
-                "UPDATE alerts SET attempts = attempts + 1, last_attempt_at = ? "
+                "UPDATE alerts SET attempts = attempts + 1, sending = 1, last_attempt_at = ? "
                 f"WHERE status = ? AND id IN ({_placeholders(ids)})",
                 (utc_now(), PENDING, *ids),
             )
@@ -641,23 +650,30 @@ class SubscriptionStore:
         with self._write() as conn:
             for chunk in _chunks(list(alert_ids)):
                 released += conn.execute(
-                    "UPDATE alerts SET claimed_by = NULL, claimed_until = 0 "
+                    "UPDATE alerts SET claimed_by = NULL, claimed_until = 0, sending = 0 "
                     f"WHERE status = ? AND claimed_by = ? AND id IN ({_placeholders(chunk)})",
                     (PENDING, owner, *chunk),
                 ).rowcount
         return released
 
-    def interrupted(self, *, now: float | None = None) -> list[Alert]:
-        """Pending alerts whose send started but was never recorded, and that no sender
-        holds now: the sender died mid-send, so they may have gone out already."""
+    def interrupted(self, owner: str | None = None, *, now: float | None = None) -> list[Alert]:
+        """Pending alerts whose send started but whose outcome was never recorded, and that
+        no live sender holds (or ``owner`` holds: this instance, restarted under its name):
+        the sender died mid-send, so they may have gone out already."""
         now = time.time() if now is None else now
         with self._read() as conn:
             rows = conn.execute(
-                f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE status = ? AND attempts > 0 "
-                "AND claimed_until <= ? ORDER BY id",
-                (PENDING, now),
+                f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE status = ? AND sending = 1 "
+                "AND (claimed_until <= ? OR claimed_by = ?) ORDER BY id",
+                (PENDING, now, owner or ""),
             ).fetchall()
         return [_queued(r) for r in rows]
+
+    def has_pending(self) -> bool:
+        """Whether any alert is still queued (any chat, held by anyone)."""
+        with self._read() as conn:
+            row = conn.execute("SELECT 1 FROM alerts WHERE status = ? LIMIT 1", (PENDING,))
+            return row.fetchone() is not None
 
     def mark_sent(self, alert_ids: Sequence[int], message_ids: Sequence[int] = ()) -> int:
         """Record a successful send (call right after it); idempotent. Returns rows changed.
@@ -699,7 +715,7 @@ class SubscriptionStore:
             return
         with self._write() as conn:
             conn.execute(
-                f"UPDATE alerts SET last_error = ? WHERE status = ? "
+                f"UPDATE alerts SET last_error = ?, sending = 0 WHERE status = ? "
                 f"AND id IN ({_placeholders(alert_ids)})",
                 (error, PENDING, *alert_ids),
             )
@@ -722,7 +738,7 @@ class SubscriptionStore:
     ) -> int:
         sent_at = utc_now() if status == SENT else None
         return conn.execute(
-            f"UPDATE alerts SET status = ?, sent_at = ?, last_error = ? "
+            f"UPDATE alerts SET status = ?, sent_at = ?, last_error = ?, sending = 0 "
             f"WHERE status = ? AND {where}",
             (status, sent_at, reason, PENDING, *args),
         ).rowcount

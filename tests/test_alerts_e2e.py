@@ -390,19 +390,20 @@ def test_store_schema_1_is_migrated_and_remembers_alert_messages(tmp_path: Path)
     conn.execute("DROP TABLE alert_messages")  # what version 1 wrote
     conn.execute("ALTER TABLE alerts DROP COLUMN claimed_by")
     conn.execute("ALTER TABLE alerts DROP COLUMN claimed_until")
+    conn.execute("ALTER TABLE alerts DROP COLUMN sending")
     conn.execute("PRAGMA user_version = 1")
     conn.commit()
     conn.close()
     sub = store.add(5, TOPIC, 9)
     assert store.claim(5, "a.txt", sub.id) and store.claim(5, "b.txt", sub.id)
-    store = SubscriptionStore(db)  # migrates 1 -> 3, keeping the data
+    store = SubscriptionStore(db)  # migrates 1 -> 4, keeping the data
     assert store.list(5) == [sub]
     ids = [p.id for p in store.pending(5)]
     assert store.mark_sent(ids, [77]) == 2
     assert store.docs_for_message(5, 77) == ["a.txt", "b.txt"]
     assert store.docs_for_message(5, 78) == [] and store.docs_for_message(6, 77) == []
     conn = sqlite3.connect(db)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
     conn.close()
 
 

@@ -377,6 +377,31 @@ def test_a_lease_holds_other_senders_off_until_it_ends(make_database: DatabaseMa
     assert other.mark_sent(ids) == 2 and store.pending() == []
 
 
+def test_only_sends_in_flight_count_as_interrupted(make_database: DatabaseMaker):
+    """A send that met a transient error did not go out; one cut off mid-send may have.
+    An instance restarted under its own name sees its own in-flight sends at once."""
+    store = another(make_database)
+    sub = store.add(1, "airline industry", 1)
+    for doc in ("a", "b", "c"):
+        store.claim(1, doc, sub.id)
+    a, b, c = (x.id for x in store.lease_due("bot-1", 60, now=1000.0))
+    assert store.has_pending()
+    assert store.begin_attempt([a], owner="bot-1", lease=60, now=1001.0)
+    store.note_error([a], "timed out")  # transient: kept pending, not sent
+    store.release([a], "bot-1")
+    assert store.begin_attempt([b], owner="bot-1", lease=60, now=1002.0)
+    store.mark_sent([b])
+    assert store.begin_attempt([c], owner="bot-1", lease=60, now=1003.0)
+    # bot-1 is killed here, mid-send of c; it restarts under its name at once
+    assert store.interrupted(now=1004.0) == []  # still leased: another instance waits
+    assert [x.doc_id for x in store.interrupted("bot-1", now=1004.0)] == ["c"]
+    assert [x.doc_id for x in store.interrupted(now=1064.0)] == ["c"]  # the lease ended
+    assert [x.doc_id for x in store.lease_due("bot-1", 60, now=1005.0)] == ["a", "c"]
+    assert store.begin_attempt([a, c], owner="bot-1", lease=60, now=1005.0)
+    store.mark_sent([a, c])
+    assert store.interrupted("bot-1", now=2000.0) == [] and not store.has_pending()
+
+
 def test_a_released_lease_is_free_at_once_and_only_pending_rows_are_leased(
     make_database: DatabaseMaker,
 ):
@@ -397,7 +422,7 @@ def test_schema_2_gains_the_lease_columns(tmp_path: Path):
     SubscriptionStore(db)
     conn.executescript(
         "ALTER TABLE alerts DROP COLUMN claimed_by; ALTER TABLE alerts DROP COLUMN claimed_until;"
-        "PRAGMA user_version = 2;"
+        "ALTER TABLE alerts DROP COLUMN sending; PRAGMA user_version = 2;"
     )
     conn.close()
     store = SubscriptionStore(db)
