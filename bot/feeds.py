@@ -150,12 +150,13 @@ class FeedService:
 
     async def _reindex(self) -> None:
         """The bot's re-index (as /reindex runs it), then the swap and its hooks (alerts)."""
+        seen = feeds.pending_mark(self.settings)
         try:
             report = await self.services.reindex()
         except IndexBusyError as exc:  # `newsdesk reindex` elsewhere: the next round retries
             log.warning("Fetched articles wait for the next round: %s", exc)
             return
-        feeds.clear_pending(self.settings)
+        feeds.clear_pending(self.settings, seen)
         log.info(
             "Fetched articles indexed: %s",
             " ".join(report.summary(self.settings.index_path).split()),

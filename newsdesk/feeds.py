@@ -22,6 +22,7 @@ open and close one themselves (the CLI).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from corpus.feeds import Source, SourceList
 from corpus.feeds.sources import SourceStore, state_dir
+from corpus.feeds.store import atomic_write
 from newsdesk.settings import Settings
 
 if TYPE_CHECKING:
@@ -46,6 +48,7 @@ __all__ = [
     "fetch",
     "fetch_and_reindex",
     "list_sources",
+    "pending_mark",
     "reindex_fetched",
     "reindex_pending",
     "remove_source",
@@ -67,14 +70,26 @@ def reindex_pending(settings: Settings) -> bool:
     return _pending_path(settings).exists()
 
 
-def clear_pending(settings: Settings) -> None:
-    _pending_path(settings).unlink(missing_ok=True)
+def pending_mark(settings: Settings) -> str | None:
+    """The current mark (each round that wrote articles leaves a new one), or None."""
+    try:
+        return _pending_path(settings).read_text("utf-8")
+    except FileNotFoundError:
+        return None
+
+
+def clear_pending(settings: Settings, seen: str | None) -> None:
+    """Clear the mark ``seen`` before a re-index, unless a round left a new one meanwhile
+    (on another instance, or `newsdesk fetch`): its articles may have been written after
+    the re-index read the corpus, so they still wait."""
+    if seen is not None and pending_mark(settings) == seen:
+        _pending_path(settings).unlink(missing_ok=True)
 
 
 def _mark_pending(settings: Settings) -> None:
     path = _pending_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch()
+    atomic_write(path, uuid.uuid4().hex)
 
 
 # ---- the source list ---------------------------------------------------------------------
@@ -179,8 +194,9 @@ def reindex_fetched(
     from newsdesk.services import run_reindex
 
     settings.use_feeds_archive()
+    seen = pending_mark(settings)
     report = run_reindex(settings, embedder, progress=progress)
-    clear_pending(settings)
+    clear_pending(settings, seen)
     return report
 
 

@@ -332,3 +332,24 @@ def test_sources_added_from_the_shell_are_the_bots(
         assert busy.stderr.decode().startswith("newsdesk: Another fetch round is running")
     finally:
         database.close()
+
+
+def test_a_round_that_lands_during_a_reindex_keeps_its_articles_waiting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another instance's round (or `newsdesk fetch`) writes articles while this re-index
+    runs, after it read the corpus: the mark it left must survive this re-index's end."""
+    import newsdesk.services
+
+    settings = Settings(_env_file=None, data_dir=tmp_path / "data")  # type: ignore[call-arg]
+    feeds._mark_pending(settings)
+
+    def reindex_while_a_round_lands(*args: object, **kwargs: object) -> None:
+        feeds._mark_pending(settings)  # the other round, mid-way through this re-index
+
+    monkeypatch.setattr(newsdesk.services, "run_reindex", reindex_while_a_round_lands)
+    feeds.reindex_fetched(settings, embedder=None)  # type: ignore[arg-type]
+    assert feeds.reindex_pending(settings)  # its articles still wait
+    monkeypatch.setattr(newsdesk.services, "run_reindex", lambda *a, **k: None)
+    feeds.reindex_fetched(settings, embedder=None)  # type: ignore[arg-type]
+    assert not feeds.reindex_pending(settings)  # nothing landed meanwhile: cleared
