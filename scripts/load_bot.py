@@ -36,7 +36,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -57,6 +56,7 @@ from bot.app import build_application, running  # noqa: E402
 from bot.context import get_services  # noqa: E402
 from bot.handlers import APOLOGY  # noqa: E402
 from newsdesk.settings import SAMPLE_CORPUS, BotSettings  # noqa: E402
+from tests.servers import free_port  # noqa: E402
 
 TOKEN = "123:TEST"
 SECRET = "load-bot-secret"
@@ -137,12 +137,6 @@ def start_listener(module: str, *args: str) -> tuple[subprocess.Popen[str], str]
 
 def start_server() -> tuple[subprocess.Popen[str], str]:
     return start_listener("tests.botapi.server", "--token", TOKEN)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager

@@ -8,7 +8,6 @@ hashing embedder keeps these fast; one test uses the real model on the sample co
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -28,6 +27,7 @@ from index.embedders.hashing import HashingEmbedder
 from newsdesk.settings import SAMPLE_CORPUS, BotSettings
 from tests.botapi.server import BotApiServer, BotMessage
 from tests.conftest import run_cli
+from tests.servers import free_port
 
 TOKEN = "123:TEST"
 ADMIN = 1001
@@ -352,12 +352,6 @@ async def test_plugins_add_handlers_commands_and_hooks_and_errors_get_an_apology
 
 
 # ---- webhook mode ------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_webhook_mode_checks_telegrams_secret_token(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import select
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ from pydantic import ValidationError
 from newsdesk import __version__
 from newsdesk.settings import Settings
 from tests.conftest import REPO
+from tests.servers import free_port
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -140,17 +140,11 @@ def test_a_usage_error_is_one_line(env):
     assert "-k" in err and "--help" in err
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_an_unreachable_bot_api_is_one_line(env):
     """Nobody listens at the base URL: one line, exit 1 (python-telegram-bot logged about
     108 traceback lines before it)."""
     assert cli("reindex", "--quiet", env=env).returncode == 0
-    base = f"http://127.0.0.1:{_free_port()}/bot"
+    base = f"http://127.0.0.1:{free_port()}/bot"
     bot_env = {**env, "NEWSDESK_TELEGRAM_TOKEN": TOKEN, "NEWSDESK_TELEGRAM_BASE_URL": base}
     err = one_line_error(cli("bot", env=bot_env), EXIT_ERROR)
     assert "Cannot reach the Bot API" in err and base in err

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -41,6 +40,7 @@ from index.store import current_version_path
 from tests.botapi.balancer import Balancer
 from tests.botapi.server import BotApiServer, BotMessage
 from tests.conftest import REPO, ArticleWriter, run_cli
+from tests.servers import free_port
 
 TOKEN = "123:TEST"
 SECRET = "multi-instance-secret_1"
@@ -60,12 +60,6 @@ REFUSED = {
 # The alerts plugin of the bot processes (NEWSDESK_BOT_PLUGINS names it; it replaces the
 # default one): the hashing embedder's threshold, a short lease and quick retries.
 ALERTS = alerts_plugin(threshold=0.15, retry_interval=0.3, lease=LEASE)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def wait_until(condition: Callable[[], Any], timeout: float = 20.0, what: str = "") -> Any:

@@ -4,6 +4,7 @@ folders on 127.0.0.1 and stopped after the session."""
 from __future__ import annotations
 
 import os
+import socket
 
 import pytest
 
@@ -18,3 +19,10 @@ def unavailable(reason: str) -> None:
     if servers_required():
         pytest.fail(f"{reason} (servers are required here: CI or NEWSDESK_REQUIRE_SERVERS)")
     pytest.skip(reason)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -25,7 +25,6 @@ import contextlib
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -37,7 +36,7 @@ from pathlib import Path
 import pytest
 
 from index.database import Database, open_database
-from tests.servers import unavailable
+from tests.servers import free_port, unavailable
 
 PG_BIN = Path(os.environ.get("NEWSDESK_PG_BIN", "/usr/lib/postgresql/15/bin"))
 PASSWORD_ROLE = "newsdesk_pw"
@@ -58,12 +57,6 @@ class PostgresServer:
     def url_for(self, dbname: str, user: str = "postgres", password: str | None = None) -> str:
         auth = f"{user}:{password}" if password is not None else user
         return f"postgresql://{auth}@127.0.0.1:{self.port}/{dbname}"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _as_postgres() -> tuple[list[str], int | None, int | None]:
@@ -113,7 +106,7 @@ def _start(root: Path, prefix: list[str]) -> PostgresServer:
         "host all all 127.0.0.1/32 trust\n"
     )
     (data / "pg_hba.conf").write_text(hba, encoding="utf-8")
-    port = _free_port()
+    port = free_port()
     options = (
         f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off "
         "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
