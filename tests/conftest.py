@@ -196,6 +196,17 @@ def model_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 SHARED_CORPORA = ("seed", "bbc", "wikinews", "voa")
 
 
+def data_dir_with_model(model_data_dir: Path, folder: Path) -> Path:
+    """A data folder of its own (a re-index leaves its feeds folder there, which would join
+    the corpus of every test using ``model_data_dir``) that shares the session's extracted
+    model and ONNX export through links."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for part in ("models", "onnx"):
+        (model_data_dir / part).mkdir(parents=True, exist_ok=True)
+        (folder / part).symlink_to(model_data_dir / part, target_is_directory=True)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def shared_index(model_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An index of the whole shared corpus with the real model, built once per session by
@@ -207,7 +218,7 @@ def shared_index(model_data_dir: Path, tmp_path_factory: pytest.TempPathFactory)
         "reindex", "--quiet", "--index", str(home / "index"),
         env={
             "NEWSDESK_HOME": str(home),
-            "NEWSDESK_DATA_DIR": str(model_data_dir),
+            "NEWSDESK_DATA_DIR": str(data_dir_with_model(model_data_dir, home / "data")),
             "NEWSDESK_CORPUS_DIRS": ",".join(str(SHARED / "corpus" / c) for c in SHARED_CORPORA),
         },
         timeout=3600,

@@ -24,7 +24,7 @@ from index.embedders.hashing import HashingEmbedder
 from index.embedders.pool import WorkerSpec
 from index.embedders.ray_pool import ClusterError, RayEmbedder, load_spec, ray_worker_spec
 from index.store import current_version_path
-from tests.conftest import REPO, SHARED_CORPORA, run_cli
+from tests.conftest import REPO, SHARED_CORPORA, data_dir_with_model, run_cli
 from tests.servers.ray_cluster import free_port
 
 NOT_COMPARED = {"manifest.json", "verified.json"}  # times of day; the manifest is checked apart
@@ -233,7 +233,7 @@ def test_ray_build_of_the_shared_corpus_scores_the_local_build_s_eval_figures(
     """The local build is the session's ``shared_index`` (``newsdesk reindex`` without Ray)."""
     env = {
         "NEWSDESK_HOME": str(tmp_path),
-        "NEWSDESK_DATA_DIR": str(model_data_dir),
+        "NEWSDESK_DATA_DIR": str(data_dir_with_model(model_data_dir, tmp_path / "data")),
         "NEWSDESK_CORPUS_DIRS": ",".join(str(shared / "corpus" / c) for c in SHARED_CORPORA),
     }
     started = time.monotonic()
