@@ -212,6 +212,7 @@ class Database(ABC):
 
     dialect: str
     label: str
+    _migrated: dict[str, int]  # store -> the version this object brought it up to
 
     @abstractmethod
     def read(self) -> AbstractContextManager[Connection]:
@@ -221,10 +222,33 @@ class Database(ABC):
     def write(self) -> AbstractContextManager[Connection]:
         """One transaction: committed when the block ends, rolled back on error."""
 
-    @abstractmethod
     def migrate(self, store: str, migrations: Sequence[Migration]) -> int:
-        """Bring ``store``'s schema up to ``len(migrations)``; returns the version found.
-        Once this object has done so it does not look again (``len(migrations)`` at once)."""
+        """Bring ``store``'s schema up to ``len(migrations)`` in one write transaction;
+        returns the version found. Once this object has done so it does not look again
+        (every ``DatabaseSourceList`` of a process migrates its store): it returns
+        ``len(migrations)`` at once."""
+        known = len(migrations)
+        if self._migrated.get(store) == known:
+            return known
+        with self.write() as conn:
+            version = self._version_to_migrate(conn, store, known)
+            steps = migrations[version:]
+            for migration in steps:
+                for statement in _statements(_script(migration, self.dialect)):
+                    conn.execute(statement)
+            if steps:
+                self._record_version(conn, store, known)
+        self._migrated[store] = known
+        return version
+
+    @abstractmethod
+    def _version_to_migrate(self, conn: Connection, store: str, known: int) -> int:
+        """Inside the migration's transaction: the version recorded for ``store`` (checked:
+        a schema newer than ``known`` is refused)."""
+
+    @abstractmethod
+    def _record_version(self, conn: Connection, store: str, version: int) -> None:
+        """Inside the migration's transaction: record ``store``'s new version."""
 
     @abstractmethod
     def schema_version(self, store: str) -> int:
@@ -353,33 +377,22 @@ class SqliteDatabase(Database):
         self._store = store
 
     def migrate(self, store: str, migrations: Sequence[Migration]) -> int:
-        """Check the file (SQLite's quick check), refuse one from a newer Newsdesk, and run
-        the migrations it lacks in one write transaction, recording ``PRAGMA
-        user_version``.
-
-        Once this object has brought ``store`` up to ``len(migrations)`` it does not look
-        again (every ``DatabaseSourceList`` of a process migrates its store): it returns
-        that version at once."""
+        """As ``Database.migrate``, after checking the file holds no other store; the file
+        is checked (SQLite's quick check) and the version kept in ``PRAGMA user_version``."""
         self._claim_store(store)
-        if self._migrated.get(store) == len(migrations):
-            return len(migrations)
-        with self.write() as conn:
-            problems = [str(r[0]) for r in conn.execute("PRAGMA quick_check(5)").fetchall()]
-            if problems != ["ok"]:
-                raise state_file_problem(
-                    self.path, sqlite3.DatabaseError("; ".join(problems)[:300])
-                )
-            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-            if version > len(migrations):
-                raise StateFileTooNewError(self.path, version, len(migrations), store=store)
-            steps = migrations[version:]
-            for migration in steps:
-                for statement in _statements(_script(migration, SQLITE)):
-                    conn.execute(statement)
-            if steps:
-                conn.execute(f"PRAGMA user_version = {len(migrations)}")
-        self._migrated[store] = len(migrations)
+        return super().migrate(store, migrations)
+
+    def _version_to_migrate(self, conn: Connection, store: str, known: int) -> int:
+        problems = [str(r[0]) for r in conn.execute("PRAGMA quick_check(5)").fetchall()]
+        if problems != ["ok"]:
+            raise state_file_problem(self.path, sqlite3.DatabaseError("; ".join(problems)[:300]))
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if version > known:
+            raise StateFileTooNewError(self.path, version, known, store=store)
         return version
+
+    def _record_version(self, conn: Connection, store: str, version: int) -> None:
+        conn.execute(f"PRAGMA user_version = {int(version)}")
 
     def schema_version(self, store: str) -> int:
         self._claim_store(store)
@@ -537,34 +550,25 @@ class PostgresDatabase(Database):
         with self._errors(), self._pool.connection() as conn, conn.transaction():
             yield _PostgresConnection(conn)
 
-    def migrate(self, store: str, migrations: Sequence[Migration]) -> int:
-        """Run the migrations ``store`` lacks in one transaction, under an advisory lock:
-        of several instances starting together, one migrates and the others then find the
-        schema up to date. Once done, this object does not look again (see
-        ``SqliteDatabase.migrate``)."""
-        if self._migrated.get(store) == len(migrations):
-            return len(migrations)
-        with self.write() as conn:
-            conn.lock("newsdesk_schema")
-            conn.execute(_SCHEMA_TABLE)
-            row = conn.execute(
-                "SELECT version FROM newsdesk_schema WHERE store = ?", (store,)
-            ).fetchone()
-            version = int(row[0]) if row else 0
-            if version > len(migrations):
-                raise SchemaTooNewError(self.label, version, len(migrations), store=store)
-            steps = migrations[version:]
-            for migration in steps:
-                for statement in _statements(_script(migration, POSTGRES)):
-                    conn.execute(statement)
-            if steps:
-                conn.execute(
-                    "INSERT INTO newsdesk_schema (store, version) VALUES (?, ?) "
-                    "ON CONFLICT (store) DO UPDATE SET version = excluded.version",
-                    (store, len(migrations)),
-                )
-        self._migrated[store] = len(migrations)
+    def _version_to_migrate(self, conn: Connection, store: str, known: int) -> int:
+        # Under an advisory lock: of several instances starting together, one migrates and
+        # the others then find the schema up to date.
+        conn.lock("newsdesk_schema")
+        conn.execute(_SCHEMA_TABLE)
+        row = conn.execute(
+            "SELECT version FROM newsdesk_schema WHERE store = ?", (store,)
+        ).fetchone()
+        version = int(row[0]) if row else 0
+        if version > known:
+            raise SchemaTooNewError(self.label, version, known, store=store)
         return version
+
+    def _record_version(self, conn: Connection, store: str, version: int) -> None:
+        conn.execute(
+            "INSERT INTO newsdesk_schema (store, version) VALUES (?, ?) "
+            "ON CONFLICT (store) DO UPDATE SET version = excluded.version",
+            (store, version),
+        )
 
     def schema_version(self, store: str) -> int:
         with self.read() as conn:

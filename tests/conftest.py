@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -165,6 +167,19 @@ def small_corpus(write_article: ArticleWriter, tmp_path: Path) -> Path:
         headers={"Source": "BBC"},
     )
     return tmp_path / "corpus"
+
+
+async def wait_until(condition: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
+    """Poll ``condition`` until it returns something true (returned), or fail after
+    ``timeout`` seconds naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not within {timeout}s: {what or 'condition not met'}")
+        await asyncio.sleep(0.05)
 
 
 def run_cli(

@@ -25,9 +25,9 @@ from index.embedders.hashing import HashingEmbedder
 from index.store import current_version_path
 from index.subscriptions import DB_NAME, SCHEMA_VERSION, SubscriptionStore
 from tests.botapi.server import BotApiServer, BotMessage
-from tests.conftest import ArticleWriter, run_cli
+from tests.conftest import ArticleWriter, run_cli, wait_until
 from tests.test_alert_matching import HASHING_THRESHOLD
-from tests.test_bot_e2e import ADMIN, TOKEN, USER, Harness, make_settings, wait_until
+from tests.test_bot_e2e import ADMIN, TOKEN, USER, Harness, make_settings
 
 OTHER = USER + 1
 GROUP = -100777

@@ -26,7 +26,7 @@ from index.embedders import Embedder
 from index.embedders.hashing import HashingEmbedder
 from newsdesk.settings import SAMPLE_CORPUS, BotSettings
 from tests.botapi.server import BotApiServer, BotMessage
-from tests.conftest import run_cli
+from tests.conftest import run_cli, wait_until
 from tests.servers import free_port
 
 TOKEN = "123:TEST"
@@ -40,17 +40,6 @@ MARS_Q = "how long ago did a lake fill the Jezero crater?"
 
 def is_sent(message: BotMessage) -> bool:
     return message.event == "sent"
-
-
-async def wait_until(condition: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 class Harness:

@@ -20,8 +20,9 @@ from bot.feeds import JOB, FeedService, feeds_plugin
 from corpus.feeds import RoundSummary, SourceList
 from index.store import current_version_path
 from tests.botapi.server import BotApiServer
+from tests.conftest import wait_until
 from tests.test_alerts_e2e import DRILLS, DRILLS_TITLE, PASTA, PASTA_TITLE, TOPIC, AlertHarness
-from tests.test_bot_e2e import ADMIN, TOKEN, USER, make_settings, wait_until
+from tests.test_bot_e2e import ADMIN, TOKEN, USER, make_settings
 from tests.test_feeds_server import RSS_TYPE, FeedServer, Route, rss, serve
 
 

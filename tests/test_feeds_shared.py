@@ -27,7 +27,7 @@ from newsdesk.services import open_state_database
 from newsdesk.settings import BotSettings, Settings
 from newsdesk.source_store import COLUMNS, DatabaseSourceList
 from tests.conftest import run_cli
-from tests.servers.postgres import DatabaseMaker
+from tests.servers.postgres import DatabaseMaker, count_writes
 from tests.test_feeds_server import RSS_TYPE, FeedServer, LocalOnly, Route, rss, serve
 
 
@@ -121,18 +121,10 @@ def test_lists_on_one_database_migrate_once(
     transaction, on PostgreSQL under the schema's advisory lock)."""
     database = make_database("state")
     DatabaseSourceList(database, tmp_path).add("https://example.com/rss", name="ex")
-    writes = 0
-    real_write = database.write
-
-    def write() -> object:
-        nonlocal writes
-        writes += 1
-        return real_write()
-
-    monkeypatch.setattr(database, "write", write)
+    writes = count_writes(database, monkeypatch)
     for _ in range(3):
         assert [s.name for s in DatabaseSourceList(database, tmp_path).list()] == ["ex"]
-    assert writes == 0
+    assert writes() == 0
     # another Database object (another process) migrates once too, and sees the same list
     other = make_database("state")
     assert [s.name for s in DatabaseSourceList(other, tmp_path).list()] == ["ex"]

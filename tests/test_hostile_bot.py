@@ -28,8 +28,8 @@ from bot.handlers import APOLOGY, parse_more
 from bot.state import QuestionStore
 from index.subscriptions import SubscriptionStore
 from tests.botapi.server import BotApiServer, BotMessage, _CallbackQuery
-from tests.conftest import REPO, run_cli
-from tests.test_bot_e2e import LEASE_Q, TOKEN, USER, Harness, is_sent, make_settings, wait_until
+from tests.conftest import REPO, run_cli, wait_until
+from tests.test_bot_e2e import LEASE_Q, TOKEN, USER, Harness, is_sent, make_settings
 
 GROUP = -100600
 OTHER_GROUP = -100601

@@ -27,10 +27,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -39,7 +37,7 @@ from bot.alerts import alerts_plugin
 from index.store import current_version_path
 from tests.botapi.balancer import Balancer
 from tests.botapi.server import BotApiServer, BotMessage
-from tests.conftest import REPO, ArticleWriter, run_cli
+from tests.conftest import REPO, ArticleWriter, run_cli, wait_until
 from tests.servers import free_port
 
 TOKEN = "123:TEST"
@@ -60,17 +58,6 @@ REFUSED = {
 # The alerts plugin of the bot processes (NEWSDESK_BOT_PLUGINS names it; it replaces the
 # default one): the hashing embedder's threshold, a short lease and quick retries.
 ALERTS = alerts_plugin(threshold=0.15, retry_interval=0.3, lease=LEASE)
-
-
-async def wait_until(condition: Callable[[], Any], timeout: float = 20.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"not within {timeout}s: {what or condition}")
-        await asyncio.sleep(0.05)
 
 
 def is_sent(message: BotMessage) -> bool:

@@ -34,7 +34,13 @@ from index.errors import IndexBusyError, NewsdeskError
 from newsdesk.services import run_reindex
 from newsdesk.settings import Settings
 from tests.conftest import run_cli
-from tests.servers.postgres import PASSWORD, PASSWORD_ROLE, DatabaseMaker, PostgresServer
+from tests.servers.postgres import (
+    PASSWORD,
+    PASSWORD_ROLE,
+    DatabaseMaker,
+    PostgresServer,
+    count_writes,
+)
 
 TWO_STEPS = (
     {
@@ -214,20 +220,12 @@ def test_a_database_migrates_a_store_once(
     what it migrated, and looks again only for more migrations."""
     database = make_database("demo")
     assert database.migrate("demo", TWO_STEPS[:1]) == 0
-    writes = 0
-    real_write = database.write
-
-    def write() -> Any:
-        nonlocal writes
-        writes += 1
-        return real_write()
-
-    monkeypatch.setattr(database, "write", write)
+    writes = count_writes(database, monkeypatch)
     assert database.migrate("demo", TWO_STEPS[:1]) == 1
-    assert writes == 0  # no transaction (nor, on PostgreSQL, the advisory lock)
+    assert writes() == 0  # no transaction (nor, on PostgreSQL, the advisory lock)
     assert database.migrate("demo", TWO_STEPS) == 1  # more migrations: they run
     assert database.migrate("demo", TWO_STEPS) == 2
-    assert writes == 1 and database.schema_version("demo") == 2
+    assert writes() == 1 and database.schema_version("demo") == 2
     with database.read() as conn:
         assert conn.execute("SELECT COUNT(*) FROM t").fetchone()[0] == 1
     # another object (another process) still looks, and refuses a newer schema

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import signal
 from collections import Counter
 from collections.abc import Sequence
 
 import aiohttp
 from aiohttp import web
+
+from tests.botapi.server import serve_until_signalled
 
 __all__ = ["Balancer"]
 
@@ -164,17 +164,9 @@ class Balancer:
 
 
 async def _serve_forever(balancer: Balancer) -> None:
-    await balancer.start()
-    print(f"balancer listening on {balancer.url} over {balancer.backends}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await balancer.stop()
+    await serve_until_signalled(
+        balancer, lambda: f"balancer listening on {balancer.url} over {balancer.backends}"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

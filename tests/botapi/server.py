@@ -2130,9 +2130,11 @@ def _commands_key(scope: object, language_code: str) -> tuple[str, str]:
 # --------------------------------------------------------------------------------------------
 
 
-async def _serve_forever(server: BotApiServer) -> None:
-    await server.start()
-    print(f"botapi test server listening on {server.url} (base_url {server.base_url})", flush=True)
+async def serve_until_signalled(service: Any, banner: Callable[[], str]) -> None:
+    """Start ``service`` (anything with async ``start``/``stop``: this server, the test
+    balancer), print ``banner()``, and stop it on SIGINT or SIGTERM."""
+    await service.start()
+    print(banner(), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -2141,7 +2143,13 @@ async def _serve_forever(server: BotApiServer) -> None:
     try:
         await stop.wait()
     finally:
-        await server.stop()
+        await service.stop()
+
+
+async def _serve_forever(server: BotApiServer) -> None:
+    await serve_until_signalled(
+        server, lambda: f"botapi test server listening on {server.url} (base_url {server.base_url})"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -32,6 +32,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -235,6 +236,20 @@ def make_database(
     yield make
     for db in opened:
         db.close()
+
+
+def count_writes(database: Database, monkeypatch: pytest.MonkeyPatch) -> Callable[[], int]:
+    """From now on, count the write transactions ``database`` opens; returns the reader."""
+    count = 0
+    real_write = database.write
+
+    def write() -> Any:
+        nonlocal count
+        count += 1
+        return real_write()
+
+    monkeypatch.setattr(database, "write", write)
+    return lambda: count
 
 
 @pytest.fixture
