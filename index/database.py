@@ -39,6 +39,7 @@ import hashlib
 import os
 import re
 import sqlite3
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -315,6 +316,24 @@ class _SqliteConnection(Connection):
         del name  # BEGIN IMMEDIATE: one writer at a time already
 
 
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Put the file in WAL mode (it stays so). Switching needs the file to itself, and
+    SQLite reports "database is locked" at once, without its busy wait, when another
+    connection opens the new file at the same moment: so look first, and retry the switch
+    until ``BUSY_TIMEOUT_S``."""
+    if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+        return
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 class SqliteDatabase(Database):
     """A SQLite file in WAL mode. Each ``read()``/``write()`` opens its own short-lived
     connection, so one object may be shared by threads and the file by processes; writers
@@ -336,7 +355,7 @@ class SqliteDatabase(Database):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
+            _use_wal(conn)
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
         except BaseException:
             conn.close()
