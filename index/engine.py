@@ -70,7 +70,8 @@ class Engine:
 
     @property
     def retriever(self) -> Retriever:
-        return Retriever(self.index, self.embedder)
+        """Hybrid retrieval, reordered by the answer model's passage reranker if it has one."""
+        return Retriever(self.index, self.embedder, reranker=self.extractor.model.ranker())
 
     def search(self, question: str, k: int = 10, mode: Mode = "hybrid") -> list[Hit]:
         question = clean_question(question, self.max_question_chars)

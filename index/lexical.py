@@ -133,6 +133,24 @@ class LexicalIndex:
             return None
         return int(self.indptr[tid + 1]) - int(self.indptr[tid])
 
+    def postings(self, term: str) -> np.ndarray:
+        """The ids of the passages holding ``term`` (a ``tokenize`` output), ascending
+        (bm25s writes each column's rows sorted; an index that did not is sorted here)."""
+        tid = self._vocab.get(term)
+        if tid is None or tid == 0:
+            return np.zeros(0, dtype=np.int64)
+        rows = np.asarray(self.indices[int(self.indptr[tid]) : int(self.indptr[tid + 1])])
+        return rows if len(rows) < 2 or bool((rows[1:] > rows[:-1]).all()) else np.sort(rows)
+
+    def holds(self, term: str, passage_ids: np.ndarray) -> np.ndarray:
+        """Which of ``passage_ids`` hold ``term``: one binary search each in its postings."""
+        rows = self.postings(term)
+        ids = np.asarray(passage_ids, dtype=np.int64)
+        if not len(rows) or not len(ids):
+            return np.zeros(len(ids), dtype=bool)
+        at = np.minimum(np.searchsorted(rows, ids), len(rows) - 1)
+        return rows[at] == ids
+
     def search(self, query: str, k: int) -> list[tuple[int, float]]:
         """Return up to k (passage id, score) pairs with a positive score, best first."""
         token_ids = [self._vocab[t] for t in tokenize(query) if t in self._vocab]

@@ -2,16 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable, Sequence
+from typing import Literal, Protocol
 
 import numpy as np
 
 from index.embedders.base import Embedder
+from index.lexical import LexicalIndex
+from index.sentence_vectors import SentenceVectors
 from index.store import LoadedIndex
-from index.types import Hit
+from index.types import Hit, Passage
 
 Mode = Literal["hybrid", "dense", "bm25"]
 MODES: tuple[Mode, ...] = ("bm25", "dense", "hybrid")
+
+
+class Reranker(Protocol):
+    """Reorders the fused candidates (``index.answer.passages.PassageRanker``)."""
+
+    def rerank(
+        self,
+        question: str,
+        hits: list[Hit],
+        *,
+        query_vector: np.ndarray,
+        lexical: LexicalIndex,
+        sentence_vectors: SentenceVectors | None,
+        passages_of: Callable[[str], Sequence[Passage]],
+    ) -> list[Hit]: ...
 
 
 class Retriever:
@@ -19,7 +37,8 @@ class Retriever:
 
     Hybrid mode takes the top ``candidates`` of each ranking and fuses them with
     reciprocal rank fusion (score = sum of 1 / (rrf_k + rank)), which needs no
-    score calibration between BM25 and cosine.
+    score calibration between BM25 and cosine. With a ``reranker``, hybrid mode hands
+    it every fused candidate and returns the top ``k`` in its order.
     """
 
     def __init__(
@@ -29,11 +48,13 @@ class Retriever:
         *,
         candidates: int = 50,
         rrf_k: int = 20,
+        reranker: Reranker | None = None,
     ) -> None:
         self.index = index
         self.embedder = embedder
         self.candidates = candidates
         self.rrf_k = rrf_k
+        self.reranker = reranker
 
     def dense(self, query_vector: np.ndarray, k: int) -> list[tuple[int, float]]:
         scores, ids = self.index.vectors.search(query_vector[None, :], k)
@@ -74,8 +95,8 @@ class Retriever:
             for rank, (i, _) in enumerate(ranking, 1):
                 fused[i] = fused.get(i, 0.0) + 1.0 / (self.rrf_k + rank)
         dense_rank = {i: rank for rank, (i, _) in enumerate(dense, 1)}
-        order = sorted(fused, key=lambda i: (-fused[i], dense_rank.get(i, depth + 1), i))[:k]
-        return [
+        order = sorted(fused, key=lambda i: (-fused[i], dense_rank.get(i, depth + 1), i))
+        hits = [
             Hit(
                 passages[i],
                 fused[i],
@@ -83,8 +104,18 @@ class Retriever:
                 dense_score=dense_scores.get(i),
                 lexical_score=lexical_scores.get(i),
             )
-            for rank, i in enumerate(order, 1)
+            for rank, i in enumerate(order if self.reranker is not None else order[:k], 1)
         ]
+        if self.reranker is not None and query_vector is not None:
+            hits = self.reranker.rerank(
+                query,
+                hits,
+                query_vector=query_vector,
+                lexical=self.index.lexical,
+                sentence_vectors=self.index.sentences,
+                passages_of=self.index.passages_of,
+            )
+        return hits[:k]
 
     def within(
         self, query: str, doc_id: str, k: int = 5, query_vector: np.ndarray | None = None

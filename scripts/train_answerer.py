@@ -5,8 +5,13 @@ Usage (after indexing the shared corpus, see the README's "Quality" section)::
     export NEWSDESK_INDEX_DIR=var/shared-index
     .venv/bin/python scripts/train_answerer.py [--shared ../shared] [--seed 0] [--folds 5]
 
-It drives the real ``Engine`` (the configured index, embedder and hybrid retriever) to
-collect every candidate sentence of every question, fits the sentence and answerability
+It drives the real ``Engine`` (the configured index, embedder and hybrid retriever).
+With ``--rerank`` it first fits the passage reranker on the fused top 50 of every
+training question, one per fold and one on all of train, prints its top-1 / top-5
+against the fused order, and reads each training question in its fold's reranked order
+and each dev question in the final reranker's (the shipped model has no reranker: see
+the README's "Quality" section). Then it collects every candidate sentence of every
+question, fits the sentence and answerability
 models with LightGBM (seeded, single-threaded: the same data gives the same file),
 prints cross-validated figures on train (folds grouped by article) and figures on dev
 over a sweep of thresholds, picks the threshold on dev, and writes
@@ -96,6 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threshold", type=float, help="use this threshold instead")
     parser.add_argument("--out", type=Path, default=DEFAULT_MODEL)
     parser.add_argument("--cache", type=Path, help="pickle of collected candidates (reused)")
+    parser.add_argument(
+        "--rerank", action="store_true", help="fit the passage reranker too (opt-in: README)"
+    )
     args = parser.parse_args(argv)
 
     train_path = args.shared / "eval" / "train.jsonl"
@@ -105,14 +113,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     vocabulary = default_model_dir(settings.data_dir) / "tokenizer.json"
     word_idf = training.vocabulary_prior(vocabulary)
+    train_rows, dev_rows = training.read_rows(train_path), training.read_rows(dev_path)
+    ranker = None
+    rankers: tuple[list, list] = ([None] * len(train_rows), [None] * len(dev_rows))
+    passage_figures: dict[str, dict[str, float]] = {}
+    if args.rerank:
+        ranked_train, ranked_dev = (
+            training.collect_passages(engine, rows, word_idf=word_idf)
+            for rows in (train_rows, dev_rows)
+        )
+        folds = training.fold_rankers(ranked_train, folds=args.folds, seed=args.seed)
+        ranker = training.fit_passages(ranked_train, args.seed)
+        rankers = (list(folds), [ranker] * len(dev_rows))
+        passage_figures = {
+            "train_cv": training.rank_figures(ranked_train, rankers[0]),
+            "dev": training.rank_figures(ranked_dev, rankers[1]),
+        }
+        for name, figures in passage_figures.items():
+            print(
+                f"passage reranker, {name}: top-1 {figures['fused_top1']:.3f} -> "
+                f"{figures['top1']:.3f}, top-5 {figures['fused_top5']:.3f} -> "
+                f"{figures['top5']:.3f} (fused -> reranked)"
+            )
     if args.cache and args.cache.exists():
         train, dev = pickle.loads(args.cache.read_bytes())
     else:
         train, dev = (
             training.collect(
-                engine, training.read_rows(path), max_passages=args.passages, word_idf=word_idf
+                engine, rows, max_passages=args.passages, word_idf=word_idf, rankers=order
             )
-            for path in (train_path, dev_path)
+            for rows, order in zip((train_rows, dev_rows), rankers, strict=True)
         )
         if args.cache:
             args.cache.write_bytes(pickle.dumps((train, dev)))
@@ -130,9 +160,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "index_version": engine.index.version,
         "embedding_model": engine.embedder.name,
         "word_idf_source": f"{engine.embedder.name} tokenizer.json vocabulary (frequency order)",
+        **({"passage_figures": passage_figures} if passage_figures else {}),
     }
     model, cv = training.fit(
-        train, folds=args.folds, seed=args.seed, manifest=manifest, word_idf=word_idf
+        train,
+        folds=args.folds,
+        seed=args.seed,
+        manifest=manifest,
+        word_idf=word_idf,
+        passages=ranker,
     )
     dev_out = training.apply(model, dev)
     print(table("train-cv", cv, THRESHOLDS))
@@ -165,6 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         threshold,
         {**model.manifest, "threshold": threshold, "figures": figures},
         model.word_idf,
+        model.passages,
     )
     save_model(final, args.out)
     print(f"\nwrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB)")

@@ -162,7 +162,7 @@ def prior_idf(rank: int, first_word: int) -> float:
     return math.log(1.0 + max(rank - first_word, 1) / 10)
 
 
-class _Idf:
+class QuestionIdf:
     """How rare a question word is: the BM25 index's IDF blended with a prior from the
     word's general frequency (``PRIOR_PASSAGES``); rare words name what is asked about."""
 
@@ -237,7 +237,7 @@ def candidate_features(
         return Scored(question, kind, [], np.zeros((0, len(FEATURES)), np.float32), q_set)
 
     # -- question -------------------------------------------------------------
-    idf = _Idf(lexical, word_idf)
+    idf = QuestionIdf(lexical, word_idf)
     lex_q = list(dict.fromkeys(lexical_terms(question)))
     # Every question word weighs by its rarity; one the index has never seen weighs most
     # (a name from another story, or a typo: a typo is found one edit from a word the

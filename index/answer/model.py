@@ -8,7 +8,9 @@ path, and a file a reviewer can diff):
 * ``answerable``: from the best candidate's and the question's figures (``DECISION``), the
   log-odds that quoting that candidate answers the question; mapped by Platt scaling
   (``calibration``, fitted on out-of-fold scores) to a probability, which the extractor
-  compares with ``threshold``.
+  compares with ``threshold``;
+* ``passages`` (optional): the passage reranker's scores over ``PASSAGE_FEATURES``
+  (``index.answer.passages``); a file without it leaves the fused retrieval order.
 
 The file carries its manifest: format version, feature lists, the training data's
 SHA-256, the parameters and seed, and the scores measured on train (cross-validated) and
@@ -25,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from index.answer.features import DECISION, FEATURES
+from index.answer.passages import PASSAGE_FEATURES, PassageRanker
 from index.errors import ModelError
 
 FORMAT_VERSION = 1
@@ -153,6 +156,11 @@ class AnswerModel:
     threshold: float
     manifest: dict
     word_idf: dict[str, float] = field(default_factory=dict)  # prior IDF of word stems
+    passages: Trees | None = None  # the passage reranker (absent: fused order)
+
+    def ranker(self) -> PassageRanker | None:
+        """The passage reranker this file carries, if any."""
+        return None if self.passages is None else PassageRanker(self.passages, self.word_idf)
 
     def sentence_scores(self, matrix: np.ndarray) -> np.ndarray:
         """Each candidate's probability of holding the answer span."""
@@ -170,6 +178,7 @@ class AnswerModel:
             "sentence": self.sentence.to_json(),
             "answerable": self.answerable.to_json(),
             "word_idf": self.word_idf,
+            **({"passages": self.passages.to_json()} if self.passages is not None else {}),
         }
 
 
@@ -200,7 +209,10 @@ def _load(path: Path) -> AnswerModel:
                 f"The answer model {path} has format version {version}; this code reads "
                 f"version {FORMAT_VERSION}. Retrain it with scripts/train_answerer.py."
             )
-        for key, expected in (("features", FEATURES), ("decision_features", DECISION)):
+        checks = [("features", FEATURES), ("decision_features", DECISION)]
+        if "passages" in data:
+            checks.append(("passage_features", PASSAGE_FEATURES))
+        for key, expected in checks:
             found = tuple(manifest.get(key, ()))
             if found != expected:
                 missing = [f for f in expected if f not in found]
@@ -219,6 +231,7 @@ def _load(path: Path) -> AnswerModel:
             threshold=float(data["threshold"]),
             manifest=manifest,
             word_idf={str(k): float(v) for k, v in data.get("word_idf", {}).items()},
+            passages=Trees.from_json(data["passages"]) if "passages" in data else None,
         )
     except AnswerModelError:
         raise

@@ -3,6 +3,10 @@
 Needs LightGBM and scikit-learn (the ``dev`` extra); nothing on the query path imports
 this module. The steps, all seeded and single-threaded so a run is reproducible:
 
+0. ``collect_passages`` / ``fit_passages``: the passage reranker, fitted (LambdaRank) on
+   the fused top 50 of every answerable training question, a passage being relevant when
+   it holds the answer span; ``fold_rankers`` fits one per fold, so that every training
+   question is read in the order a reranker that never saw its article gives;
 1. ``collect``: run the real ``Engine``'s retrieval for every question and compute every
    candidate sentence's features, with labels (the sentence holds the answer span) and,
    per candidate, whether quoting it would answer the question;
@@ -34,9 +38,11 @@ from index.answer.features import (
     prior_idf,
 )
 from index.answer.model import FORMAT_VERSION, AnswerModel, Calibration, Trees
+from index.answer.passages import PASSAGE_FEATURES, PassageRanker, passage_features
 from index.answer.text import fold
 from index.engine import Engine, clean_question
 from index.lexical import tokenize as lexical_terms
+from index.retriever import Retriever
 
 SENTENCE_PARAMS = {
     "objective": "binary",
@@ -68,6 +74,26 @@ _FIXED = {
     "use_missing": False,
     "zero_as_missing": False,
 }
+
+
+PASSAGE_PARAMS = {  # the sentence model's trees, ranking passages
+    **SENTENCE_PARAMS,
+    "objective": "lambdarank",
+    "lambdarank_truncation_level": 20,
+    "label_gain": [0, 1],
+    "num_iterations": 200,
+}
+PASSAGE_DEPTH = 50  # the fused candidates the reranker orders (the retriever's default)
+
+
+@dataclass(slots=True)
+class RankedQuestion:
+    """One question's fused candidates as the passage reranker sees them."""
+
+    doc: str | None
+    answerable: bool
+    matrix: np.ndarray  # PASSAGE_FEATURES per fused candidate, in fused order
+    labels: np.ndarray  # the candidate holds the answer span
 
 
 @dataclass(slots=True)
@@ -108,6 +134,84 @@ def vocabulary_prior(tokenizer_json: Path) -> dict[str, float]:
     return prior
 
 
+def collect_passages(
+    engine: Engine, rows: Sequence[dict], *, word_idf: dict[str, float] | None = None
+) -> list[RankedQuestion]:
+    """The fused top ``PASSAGE_DEPTH`` of every question (no reranker), with features and
+    labels: what the passage reranker is fitted on."""
+    texts = [clean_question(r["q"]) for r in rows]
+    vectors = engine.embedder.embed(texts)
+    index = engine.index
+    fused = Retriever(index, engine.embedder, candidates=PASSAGE_DEPTH)
+    out = []
+    for row, text, vector in zip(rows, texts, vectors, strict=True):
+        hits = fused.search(text, k=PASSAGE_DEPTH, mode="hybrid", query_vector=vector)
+        matrix = passage_features(
+            text,
+            hits,
+            query_vector=vector,
+            lexical=index.lexical,
+            sentence_vectors=index.sentences,
+            passages_of=index.passages_of,
+            word_idf=word_idf,
+        )
+        span = row.get("answer")
+        labels = [span is not None and fold(span) in fold(h.passage.text) for h in hits]
+        out.append(
+            RankedQuestion(row.get("doc"), span is not None, matrix, np.asarray(labels, np.int8))
+        )
+    return out
+
+
+def fit_passages(questions: Sequence[RankedQuestion], seed: int) -> Trees:
+    """The passage reranker (LambdaRank) over the questions with an answer among their
+    candidates (the others teach no order)."""
+    lgb = _lgb()
+    usable = [q for q in questions if len(q.labels) and q.labels.any()]
+    x = np.vstack([q.matrix for q in usable])
+    y = np.concatenate([q.labels for q in usable])
+    data = lgb.Dataset(x, label=y, group=[len(q.labels) for q in usable], params={"verbose": -1})
+    booster = lgb.train({**PASSAGE_PARAMS, **_FIXED, "seed": seed}, data)
+    return Trees.from_lightgbm(booster.dump_model())
+
+
+def fold_splits(docs: Sequence[str | None], folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """K folds grouped by article (a question without one stands alone), the same for the
+    reranker and the reader."""
+    from sklearn.model_selection import GroupKFold
+
+    groups = [d or f"question-{i}" for i, d in enumerate(docs)]
+    n = len(groups)
+    return list(GroupKFold(n_splits=folds).split(np.zeros(n), groups=groups))
+
+
+def fold_rankers(questions: Sequence[RankedQuestion], *, folds: int, seed: int) -> list[Trees]:
+    """For every question, a reranker fitted on the other folds only."""
+    out: list[Trees | None] = [None] * len(questions)
+    for train_idx, test_idx in fold_splits([q.doc for q in questions], folds):
+        trees = fit_passages([questions[i] for i in train_idx], seed)
+        for i in test_idx:
+            out[i] = trees
+    return [t for t in out if t is not None]
+
+
+def rank_figures(
+    questions: Sequence[RankedQuestion], rankers: Sequence[Trees | None]
+) -> dict[str, float]:
+    """The share of answerable questions with the span in the top 1 and top 5 passages,
+    in fused and in reranked order."""
+    answerable = [(q, r) for q, r in zip(questions, rankers, strict=True) if q.answerable]
+    counts = dict.fromkeys(("fused_top1", "fused_top5", "top1", "top5"), 0)
+    for q, trees in answerable:
+        counts["fused_top1"] += bool(q.labels[:1].any())
+        counts["fused_top5"] += bool(q.labels[:5].any())
+        order = np.argsort(-trees.raw(q.matrix), kind="stable") if trees else np.arange(0)
+        counts["top1"] += bool(q.labels[order[:1]].any())
+        counts["top5"] += bool(q.labels[order[:5]].any())
+    total = max(len(answerable), 1)
+    return {k: round(v / total, 4) for k, v in counts.items()}
+
+
 def collect(
     engine: Engine,
     rows: Sequence[dict],
@@ -115,14 +219,22 @@ def collect(
     max_passages: int,
     depth: int = 10,
     word_idf: dict[str, float] | None = None,
+    rankers: Sequence[Trees | None] | None = None,
 ) -> list[Question]:
-    """Retrieve, read and label every question, exactly as ``Engine.ask`` would read it."""
+    """Retrieve, read and label every question, exactly as ``Engine.ask`` would read it.
+    ``rankers``: the passage reranker to order each question's candidates with (default:
+    the engine's own)."""
     texts = [clean_question(r["q"]) for r in rows]
     vectors = engine.embedder.embed(texts)
     index = engine.index
     out: list[Question] = []
-    for row, text, vector in zip(rows, texts, vectors, strict=True):
-        hits = engine.retriever.search(
+    for i, (row, text, vector) in enumerate(zip(rows, texts, vectors, strict=True)):
+        retriever = engine.retriever
+        if rankers is not None:
+            trees = rankers[i]
+            ranker = None if trees is None else PassageRanker(trees, word_idf)
+            retriever = Retriever(index, engine.embedder, reranker=ranker)
+        hits = retriever.search(
             text, k=max(depth, max_passages), mode="hybrid", query_vector=vector
         )
         scored = candidate_features(
@@ -211,11 +323,6 @@ def fit_decision(rows: np.ndarray, targets: np.ndarray, seed: int) -> Trees:
     return Trees.from_lightgbm(booster.dump_model())
 
 
-def groups_of(questions: Sequence[Question]) -> list[str]:
-    """The article of each question (unanswerable ones without an article stand alone)."""
-    return [q.doc or f"question-{i}" for i, q in enumerate(questions)]
-
-
 @dataclass(slots=True)
 class Outcome:
     """What the reader did with one question at some model: for the figures."""
@@ -281,11 +388,8 @@ def cross_validate(
 
     The answerability model of each fold is fitted on the other folds' out-of-fold
     decision rows, as the final one is."""
-    from sklearn.model_selection import GroupKFold
-
     n = len(questions)
-    groups = groups_of(questions)
-    splits = list(GroupKFold(n_splits=folds).split(np.zeros(n), groups=groups))
+    splits = fold_splits([q.doc for q in questions], folds)
     probs: list[np.ndarray] = [np.zeros(0)] * n
     for train_idx, test_idx in splits:
         model = fit_sentence([questions[i] for i in train_idx], seed)
@@ -325,8 +429,11 @@ def fit(
     threshold: float = 0.5,
     manifest: dict | None = None,
     word_idf: dict[str, float] | None = None,
+    passages: Trees | None = None,
 ) -> tuple[AnswerModel, list[Outcome]]:
-    """The final model, and the cross-validated outcome of every training question."""
+    """The final model, and the cross-validated outcome of every training question.
+    ``passages``: the passage reranker the questions were collected with, shipped in the
+    same file."""
     probs, rows, scores, best = cross_validate(questions, folds=folds, seed=seed)
     targets = np.asarray(
         [q.quote_ok[b] if len(q.matrix) else 0 for q, b in zip(questions, best, strict=True)]
@@ -351,9 +458,15 @@ def fit(
             "sentence_params": SENTENCE_PARAMS,
             "decision_params": DECISION_PARAMS,
             "decision_monotone": MONOTONE,
+            **(
+                {"passage_features": list(PASSAGE_FEATURES), "passage_params": PASSAGE_PARAMS}
+                if passages is not None
+                else {}
+            ),
             **(manifest or {}),
         },
         word_idf=dict(word_idf or {}),
+        passages=passages,
     )
     return model, outcomes
 
