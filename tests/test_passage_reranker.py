@@ -65,6 +65,8 @@ def test_training_the_reranker_is_deterministic(ranked: list[training.RankedQues
     figures = training.rank_figures(ranked, folds)
     assert set(figures) == {"fused_top1", "fused_top5", "top1", "top5"}
     assert figures["fused_top5"] == 1.0  # five answerable questions, three articles
+    unranked = training.rank_figures(ranked, [None] * len(ranked))
+    assert (unranked["top1"], unranked["top5"]) == (unranked["fused_top1"], 1.0)
 
 
 class ReverseFused:

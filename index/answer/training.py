@@ -168,6 +168,8 @@ def fit_passages(questions: Sequence[RankedQuestion], seed: int) -> Trees:
     candidates (the others teach no order)."""
     lgb = _lgb()
     usable = [q for q in questions if len(q.labels) and q.labels.any()]
+    if not usable:
+        raise ValueError("no question has its answer span among its candidates")
     x = np.vstack([q.matrix for q in usable])
     y = np.concatenate([q.labels for q in usable])
     data = lgb.Dataset(x, label=y, group=[len(q.labels) for q in usable], params={"verbose": -1})
@@ -192,6 +194,7 @@ def fold_rankers(questions: Sequence[RankedQuestion], *, folds: int, seed: int) 
         trees = fit_passages([questions[i] for i in train_idx], seed)
         for i in test_idx:
             out[i] = trees
+    assert all(t is not None for t in out), "every question falls in one fold"
     return [t for t in out if t is not None]
 
 
@@ -205,7 +208,11 @@ def rank_figures(
     for q, trees in answerable:
         counts["fused_top1"] += bool(q.labels[:1].any())
         counts["fused_top5"] += bool(q.labels[:5].any())
-        order = np.argsort(-trees.raw(q.matrix), kind="stable") if trees else np.arange(0)
+        order = (
+            np.arange(len(q.labels))
+            if trees is None
+            else np.argsort(-trees.raw(q.matrix), kind="stable")
+        )
         counts["top1"] += bool(q.labels[order[:1]].any())
         counts["top5"] += bool(q.labels[order[:5]].any())
     total = max(len(answerable), 1)
