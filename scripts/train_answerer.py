@@ -115,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     word_idf = training.vocabulary_prior(vocabulary)
     train_rows, dev_rows = training.read_rows(train_path), training.read_rows(dev_path)
     ranker = None
-    rankers: tuple[list, list] = ([None] * len(train_rows), [None] * len(dev_rows))
+    rankers: tuple[list | None, list | None] = (None, None)  # None: the fused order
     passage_figures: dict[str, dict[str, float]] = {}
     if args.rerank:
         ranked_train, ranked_dev = (
@@ -124,10 +124,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         folds = training.fold_rankers(ranked_train, folds=args.folds, seed=args.seed)
         ranker = training.fit_passages(ranked_train, args.seed)
-        rankers = (list(folds), [ranker] * len(dev_rows))
+        dev_rankers = [ranker] * len(dev_rows)
+        rankers = (list(folds), dev_rankers)
         passage_figures = {
-            "train_cv": training.rank_figures(ranked_train, rankers[0]),
-            "dev": training.rank_figures(ranked_dev, rankers[1]),
+            "train_cv": training.rank_figures(ranked_train, folds),
+            "dev": training.rank_figures(ranked_dev, dev_rankers),
         }
         for name, figures in passage_figures.items():
             print(

@@ -229,19 +229,16 @@ def collect(
     rankers: Sequence[Trees | None] | None = None,
 ) -> list[Question]:
     """Retrieve, read and label every question, exactly as ``Engine.ask`` would read it.
-    ``rankers``: the passage reranker to order each question's candidates with (default:
-    the engine's own)."""
+    ``rankers``: the passage reranker to order each question's candidates with (None, or
+    None for a question: the fused order, whatever reranker the engine's model carries)."""
     texts = [clean_question(r["q"]) for r in rows]
     vectors = engine.embedder.embed(texts)
     index = engine.index
     out: list[Question] = []
     for i, (row, text, vector) in enumerate(zip(rows, texts, vectors, strict=True)):
-        retriever = engine.retriever
-        if rankers is not None:
-            trees = rankers[i]
-            ranker = None if trees is None else PassageRanker(trees, word_idf)
-            retriever = Retriever(index, engine.embedder, reranker=ranker)
-        hits = retriever.search(
+        trees = rankers[i] if rankers is not None else None
+        ranker = None if trees is None else PassageRanker(trees, word_idf)
+        hits = Retriever(index, engine.embedder, reranker=ranker).search(
             text, k=max(depth, max_passages), mode="hybrid", query_vector=vector
         )
         scored = candidate_features(
