@@ -13,6 +13,8 @@ candidate of the five passages read holds it. Then what each lever gives:
 * the sentence trees' objective: binary (shipped), LambdaRank, XE-NDCG;
 * bagging: the mean of the trees of several seeds;
 * six more figures per candidate from the stored sentence vectors (``vector_columns``);
+* soft word coverage: each word embedded alone, question words matched to the sentence's
+  by cosine (``word_columns``);
 * a query adapter fitted on train: the question's MiniLM vector mapped by ``I + B A``
   (rank 32) plus a learned sentence direction, scored against the stored sentence vectors
   with a listwise softmax; against the plain cosine, both alone (no trees).
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import pickle
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -37,6 +40,7 @@ sys.path.insert(0, str(REPO))
 from index.answer import training  # noqa: E402
 from index.answer.training import Question  # noqa: E402
 from index.engine import clean_question  # noqa: E402
+from index.sentences import wordset  # noqa: E402
 from newsdesk.services import open_engine  # noqa: E402
 from newsdesk.settings import Settings  # noqa: E402
 
@@ -160,6 +164,53 @@ def vector_columns(question: Question, qv: np.ndarray, sv: np.ndarray) -> np.nda
     return np.asarray(rows, dtype=np.float32).reshape(len(cands), 6)
 
 
+_WORD = re.compile(r"[A-Za-z][A-Za-z'-]+")
+_STOP = wordset(
+    """the a an of to in on for and or is are was were be been by with at from that this it
+    its as has have had did does do what who when where which why how many much"""
+)
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in (m.lower() for m in _WORD.findall(text)) if w not in _STOP]
+
+
+def word_columns(engine, train, dev) -> tuple[list, list]:
+    """Soft word coverage per candidate (paraphrase: "hurt" and "injured"): every word
+    embedded alone by MiniLM; for each question word, its best cosine to a word of the
+    sentence; the mean over the question's words, and over those the sentence lacks."""
+    vocab = sorted(
+        {w for qs in (train, dev) for q in qs for w in _words(q.q)}
+        | {
+            w
+            for qs in (train, dev)
+            for q in qs
+            for c in (q.scored.candidates if q.scored is not None else [])
+            for w in _words(c.text)
+        }
+    )
+    vec = engine.embedder.embed(vocab)
+    at = {w: i for i, w in enumerate(vocab)}
+
+    def columns(q: Question) -> np.ndarray:
+        cands = q.scored.candidates if q.scored is not None else []
+        asked = list(dict.fromkeys(_words(clean_question(q.q))))
+        out = np.zeros((len(cands), 2), dtype=np.float32)
+        if not asked:
+            return out
+        qv = vec[[at[w] for w in asked]]
+        for i, c in enumerate(cands):
+            said = set(_words(c.text))
+            if not said:
+                continue
+            best = (qv @ vec[[at[w] for w in said]].T).max(1)
+            lacking = np.asarray([w not in said for w in asked])
+            out[i] = [best.mean(), (best * lacking).sum() / max(1, lacking.sum())]
+        return out
+
+    return [columns(q) for q in train], [columns(q) for q in dev]
+
+
 def adapter_scores(train, dev, vec_train, vec_dev, *, rank: int, epochs: int, seed: int):
     import torch
 
@@ -258,6 +309,9 @@ def main() -> int:
     )
     runs = [tree_scores(train, dev, base, seed, extra) for seed in seeds]
     line("trees + 6 vector figures, top-1", [(top(train, o), top(dev, d)) for o, d in runs])
+    words = word_columns(engine, train, dev)
+    runs = [tree_scores(train, dev, base, seed, words) for seed in seeds]
+    line("trees + soft word coverage, top-1", [(top(train, o), top(dev, d)) for o, d in runs])
     line("MiniLM cosine alone, top-1", [(top(train, cosine[0]), top(dev, cosine[1]))])
     runs = [
         adapter_scores(train, dev, vec_train, vec_dev, rank=32, epochs=20, seed=seed)
