@@ -62,11 +62,6 @@ def test_near_misses_and_offtopic_questions_are_declined(
     assert answer.quote == "" and answer.answer_span is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap (issue #9): the quote has 'lease', 'base' and a year, and the model "
-    "weighs that above the missing country; see README, Quality",
-)
 def test_a_near_miss_on_the_lease_is_declined(sample_engine: Engine) -> None:
     answer = sample_engine.ask("when does the russian base lease in kyrgyzstan end?")
     assert not answer.answered, (answer.quote, answer.confidence)

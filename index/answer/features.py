@@ -12,7 +12,9 @@ The features, by what they look at:
   question's rare words (IDF from the BM25 index) it and its title hold;
 * the article: the rarest question word it lacks (``absent_idf``: the near-miss signal;
   "Ocean's Twelve" asked, "Twelve" nowhere in the Ocean's Eleven article), the share of
-  the question's IDF it lacks, question numbers it lacks, how many top passages it has;
+  the question's IDF it lacks, question numbers it lacks, whether it never mentions a
+  country the question names (``absent_country``, ``index.answer.places``), how many top
+  passages it has;
 * the sentence: dense cosine to the question (vectors stored at index time), word
   coverage alone and with its title and neighbours, the answer-kind match and how close
   it sits to the question's words, position, length, words it adds to the question's, and
@@ -31,6 +33,7 @@ from functools import lru_cache
 import numpy as np
 
 from index.answer.candidates import Candidate, read_candidates
+from index.answer.places import mentioned_countries, named_countries
 from index.answer.text import (
     TermsMemo,
     content_terms,
@@ -84,6 +87,7 @@ FEATURES: tuple[str, ...] = (
     "absent_idf",
     "absent_idf_share",
     "absent_numbers",
+    "absent_country",
     "doc_hits",
     "doc_best_hit",
     "dense",
@@ -129,6 +133,7 @@ DECISION: tuple[str, ...] = (
     "absent_idf",
     "absent_idf_share",
     "absent_numbers",
+    "absent_country",
     "p_dense",
     "top_dense",
     "q_terms",
@@ -244,6 +249,7 @@ def candidate_features(
     # text holds, see ``_present``).
     known = {t: idf(t) for t in lex_q}
     is_number = {t for t in lex_q if any(ch.isdigit() for ch in t)}
+    asked_countries = named_countries(question)
     base: dict[str, float] = {f"kind_{k}": 0.0 for k in (*KINDS, "none")}
     base[f"kind_{kind or 'none'}"] = 1.0
     base["yes_no"] = 1.0 if _YES_NO.match(question) else 0.0
@@ -268,9 +274,11 @@ def candidate_features(
         stats = doc_stats.get(doc)
         if stats is None:
             try:
-                words = article_terms(article_text(doc)) | lex_of(hit.passage.title)
+                text = article_text(doc)
+                words = article_terms(text) | lex_of(hit.passage.title)
+                countries = mentioned_countries(text) | mentioned_countries(hit.passage.title)
             except Exception:
-                words = frozenset()
+                words = countries = frozenset()
             absent = [t for t in known if not _present(t, words)]
             total = sum(known.values()) or 1.0
             stats = doc_stats[doc] = {
@@ -278,6 +286,7 @@ def candidate_features(
                 "absent_idf": max((known[t] for t in absent), default=0.0),
                 "absent_idf_share": sum(known[t] for t in absent) / total,
                 "absent_numbers": float(sum(1 for t in is_number if t not in words)),
+                "absent_country": 1.0 if asked_countries - countries else 0.0,
                 "doc_hits": 0.0,
                 "doc_best_hit": float(index),
             }
@@ -438,6 +447,7 @@ def decision_features(scored: Scored, probs: np.ndarray) -> tuple[int, np.ndarra
         "absent_idf": f["absent_idf"],
         "absent_idf_share": f["absent_idf_share"],
         "absent_numbers": f["absent_numbers"],
+        "absent_country": f["absent_country"],
         "p_dense": f["p_dense"],
         "top_dense": f["p_dense"] - f["p_dense_gap"],
         "q_terms": f["q_terms"],
