@@ -3,9 +3,10 @@ for "right story, wrong country".
 
 A question that names a country its article never mentions (by name, people or capital)
 is rarely answered by that article: on ``train.jsonl`` it holds for the top passage's
-article of 4 of the 768 answerable questions, against 18 of the 80 "swap" questions. The rarest
-missing word (``absent_idf``) cannot say this alone, since most answerable questions also
-ask some word their article lacks (a paraphrase, "defence" for "defense").
+article of 4 of the 768 answerable questions, against 18 of the 80 "swap" questions. The
+rarest missing word (``absent_idf``) cannot say this alone, since most answerable
+questions also ask some word their article lacks (a paraphrase, "defence" for "defense").
+North and South Korea are one country here: a swap between them is not caught.
 
 Only country names and their people are read in a question ("kazakhstan", "tajik"), not
 capitals ("Real Madrid", "a win in Rome"); an article mentions a country by any of the
