@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from typing import Literal, Protocol
 
 import numpy as np
 
 from index.embedders.base import Embedder
-from index.lexical import LexicalIndex
-from index.sentence_vectors import SentenceVectors
 from index.store import LoadedIndex
-from index.types import Hit, Passage
+from index.types import Hit
 
 Mode = Literal["hybrid", "dense", "bm25"]
 MODES: tuple[Mode, ...] = ("bm25", "dense", "hybrid")
@@ -21,14 +18,7 @@ class Reranker(Protocol):
     """Reorders the fused candidates (``index.answer.passages.PassageRanker``)."""
 
     def rerank(
-        self,
-        question: str,
-        hits: list[Hit],
-        *,
-        query_vector: np.ndarray,
-        lexical: LexicalIndex,
-        sentence_vectors: SentenceVectors | None,
-        passages_of: Callable[[str], Sequence[Passage]],
+        self, question: str, hits: list[Hit], *, query_vector: np.ndarray, index: LoadedIndex
     ) -> list[Hit]: ...
 
 
@@ -107,14 +97,7 @@ class Retriever:
             for rank, i in enumerate(order if self.reranker is not None else order[:k], 1)
         ]
         if self.reranker is not None and query_vector is not None:
-            hits = self.reranker.rerank(
-                query,
-                hits,
-                query_vector=query_vector,
-                lexical=self.index.lexical,
-                sentence_vectors=self.index.sentences,
-                passages_of=self.index.passages_of,
-            )
+            hits = self.reranker.rerank(query, hits, query_vector=query_vector, index=self.index)
         return hits[:k]
 
     def within(

@@ -141,14 +141,7 @@ def test_an_engine_reads_in_its_models_reranked_order(
     assert ranker is not None
     vector = fake_embedder.embed([question])[0]
     fused = Retriever(index, fake_embedder).search(question, k=50, query_vector=vector)
-    expected = ranker.rerank(
-        question,
-        fused,
-        query_vector=vector,
-        lexical=index.lexical,
-        sentence_vectors=index.sentences,
-        passages_of=index.passages_of,
-    )
+    expected = ranker.rerank(question, fused, query_vector=vector, index=index)
     assert engine.search(question, k=3) == expected[:3]
 
 

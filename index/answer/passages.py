@@ -19,7 +19,7 @@ article text at query time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Protocol
@@ -58,6 +58,16 @@ PASSAGE_FEATURES: tuple[str, ...] = (
 MISSING_RANK = 51.0  # a ranking that did not list the passage (each lists 50)
 
 
+class PassageIndex(Protocol):
+    """What the reranker reads of an index (``index.store.LoadedIndex`` is one): its BM25
+    postings, its stored sentence vectors and each article's passages."""
+
+    lexical: LexicalIndex
+    sentences: SentenceVectors | None
+
+    def passages_of(self, doc_id: str) -> Sequence[Passage]: ...
+
+
 @lru_cache(maxsize=4096)
 def _title_terms(title: str) -> frozenset[str]:
     return frozenset(lexical_terms(title))
@@ -68,21 +78,21 @@ def passage_features(
     hits: Sequence[Hit],
     *,
     query_vector: np.ndarray,
-    lexical: LexicalIndex,
-    sentence_vectors: SentenceVectors | None,
-    passages_of: Callable[[str], Sequence[Passage]],
+    index: PassageIndex,
     word_idf: Mapping[str, float] | None = None,
 ) -> np.ndarray:
-    """One row of ``PASSAGE_FEATURES`` per hit, in the hits' (fused) order."""
+    """One row of ``PASSAGE_FEATURES`` per hit, in the hits' (fused) order, read from
+    ``index``'s BM25 postings and stored sentence vectors."""
     out = np.zeros((len(hits), len(PASSAGE_FEATURES)), dtype=np.float32)
     if not hits:
         return out
+    lexical = index.lexical
     idf = QuestionIdf(lexical, word_idf)
     known = {t: idf(t) for t in dict.fromkeys(lexical_terms(question))}
     total = sum(known.values()) or 1.0
     pids = np.asarray([h.passage.passage_id for h in hits], dtype=np.int64)
     docs = list(dict.fromkeys(h.passage.doc_id for h in hits))
-    doc_pids = [np.asarray([p.passage_id for p in passages_of(d)], np.int64) for d in docs]
+    doc_pids = [np.asarray([p.passage_id for p in index.passages_of(d)], np.int64) for d in docs]
     doc_of = np.concatenate([np.full(len(p), i) for i, p in enumerate(doc_pids)])
     all_doc_pids = np.concatenate(doc_pids) if doc_pids else np.zeros(0, np.int64)
     # Which hits' passages (and which articles) hold each question word: BM25 postings.
@@ -99,7 +109,7 @@ def passage_features(
     for rank, hit in enumerate(hits, 1):
         doc_hits[hit.passage.doc_id] = doc_hits.get(hit.passage.doc_id, 0) + 1
         doc_best.setdefault(hit.passage.doc_id, rank)
-    best, second = _best_sentences(pids, query_vector, sentence_vectors)
+    best, second = _best_sentences(pids, query_vector, index.sentences)
     dense_rank = _ranks(hits, "dense_score")
     lex_rank = _ranks(hits, "lexical_score")
     top_fused = hits[0].score or 1.0
@@ -190,20 +200,12 @@ class PassageRanker:
         hits: list[Hit],
         *,
         query_vector: np.ndarray,
-        lexical: LexicalIndex,
-        sentence_vectors: SentenceVectors | None,
-        passages_of: Callable[[str], Sequence[Passage]],
+        index: PassageIndex,
     ) -> list[Hit]:
         if len(hits) < 2:
             return hits
         matrix = passage_features(
-            question,
-            hits,
-            query_vector=query_vector,
-            lexical=lexical,
-            sentence_vectors=sentence_vectors,
-            passages_of=passages_of,
-            word_idf=self.word_idf,
+            question, hits, query_vector=query_vector, index=index, word_idf=self.word_idf
         )
         scores = self.trees.raw(matrix)
         order = np.argsort(-scores, kind="stable")

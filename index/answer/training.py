@@ -149,15 +149,7 @@ def collect_passages(
     out = []
     for row, text, vector in zip(rows, texts, vectors, strict=True):
         hits = fused.search(text, k=PASSAGE_DEPTH, mode="hybrid", query_vector=vector)
-        matrix = passage_features(
-            text,
-            hits,
-            query_vector=vector,
-            lexical=index.lexical,
-            sentence_vectors=index.sentences,
-            passages_of=index.passages_of,
-            word_idf=word_idf,
-        )
+        matrix = passage_features(text, hits, query_vector=vector, index=index, word_idf=word_idf)
         span = row.get("answer")
         labels = [span is not None and fold(span) in fold(h.passage.text) for h in hits]
         out.append(
@@ -169,14 +161,12 @@ def collect_passages(
 def fit_passages(questions: Sequence[RankedQuestion], seed: int) -> Trees:
     """The passage reranker (LambdaRank) over the questions with an answer among their
     candidates (the others teach no order)."""
-    lgb = _lgb()
     usable = [q for q in questions if len(q.labels) and q.labels.any()]
     if not usable:
         raise ValueError("no question has its answer span among its candidates")
     x = np.vstack([q.matrix for q in usable])
     y = np.concatenate([q.labels for q in usable])
-    data = lgb.Dataset(x, label=y, group=[len(q.labels) for q in usable], params={"verbose": -1})
-    booster = lgb.train({**PASSAGE_PARAMS, **_FIXED, "seed": seed}, data)
+    booster = _fit_trees(x, y, PASSAGE_PARAMS, seed, group=[len(q.labels) for q in usable])
     return Trees.from_lightgbm(booster.dump_model())
 
 
@@ -292,9 +282,13 @@ def _lgb():
     return lightgbm
 
 
-def _fit_trees(x: np.ndarray, y: np.ndarray, params: dict, seed: int):
+def _fit_trees(
+    x: np.ndarray, y: np.ndarray, params: dict, seed: int, group: list[int] | None = None
+):
+    """LightGBM on rows ``x``, seeded and single-threaded; ``group``: rows per query, for
+    a ranking objective."""
     lgb = _lgb()
-    data = lgb.Dataset(x, label=y, params={"verbose": -1})
+    data = lgb.Dataset(x, label=y, group=group, params={"verbose": -1})
     return lgb.train({**params, **_FIXED, "seed": seed}, data)
 
 
