@@ -85,8 +85,6 @@ def tree_scores(
     train, dev, params: dict, seed: int, extra: tuple[list, list] | None = None
 ) -> tuple[Scores, Scores]:
     """The trees' scores; ``extra``: more columns per question (train's, dev's)."""
-    import lightgbm as lgb
-
     ranking = params["objective"] != "binary"
 
     def matrix(i: int, is_dev: bool) -> np.ndarray:
@@ -97,13 +95,13 @@ def tree_scores(
         idx = [i for i in idx if len(train[i].matrix)]
         if ranking:  # a group without a positive teaches a ranker nothing
             idx = [i for i in idx if train[i].labels.any()]
-        data = lgb.Dataset(
+        booster = training._fit_trees(
             np.vstack([matrix(i, False) for i in idx]),
-            label=np.concatenate([train[i].labels for i in idx]),
+            np.concatenate([train[i].labels for i in idx]),
+            params,
+            seed,
             group=[len(train[i].matrix) for i in idx] if ranking else None,
-            params={"verbose": -1},
         )
-        booster = lgb.train({**params, **training._FIXED, "seed": seed}, data)
 
         def score(i: int, is_dev: bool) -> np.ndarray:
             q = (dev if is_dev else train)[i]

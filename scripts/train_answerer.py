@@ -4,6 +4,7 @@ Usage (after indexing the shared corpus, see the README's "Quality" section)::
 
     export NEWSDESK_INDEX_DIR=var/shared-index
     .venv/bin/python scripts/train_answerer.py [--shared ../shared] [--seed 0] [--folds 5]
+    .venv/bin/python scripts/train_answerer.py --passages 5 --threshold 0.40  # the shipped
 
 It drives the real ``Engine`` (the configured index, embedder and hybrid retriever).
 With ``--rerank`` it first fits the passage reranker on the fused top 50 of every
@@ -11,16 +12,17 @@ training question, one per fold and one on all of train, prints its top-1 / top-
 against the fused order, and reads each training question in its fold's reranked order
 and each dev question in the final reranker's (the shipped model has no reranker: see
 the README's "Quality" section). Then it collects every candidate sentence of every
-question, fits the sentence and answerability
-models with LightGBM (seeded, single-threaded: the same data gives the same file),
+question, fits the sentence and answerability models with LightGBM (seeded,
+single-threaded: the same data gives the same file),
 prints cross-validated figures on train (folds grouped by article) and figures on dev
 over a sweep of thresholds, picks the threshold on dev, and writes
 ``index/answer/reader.json`` with its manifest (training data SHA-256, feature lists,
 parameters, seed, the train-CV and dev figures at the chosen threshold).
 
-The threshold is the lowest at which at most ``--max-wrong`` of the answers given on
-dev are wrong (a quote that does not hold the answer, or an answer where the archive
-has none): a wrong quote with a source does more harm than "not in the archive".
+Without ``--threshold``, the threshold is the lowest at which at most ``--max-wrong`` of
+the answers given on dev are wrong (a quote that does not hold the answer, or an answer
+where the archive has none): a wrong quote with a source does more harm than "not in the
+archive".
 """
 
 from __future__ import annotations
